@@ -1,0 +1,5 @@
+import sys
+
+from eef.cli import main
+
+sys.exit(main())

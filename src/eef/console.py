@@ -1,0 +1,59 @@
+"""Where output goes: results to stdout, progress and messages to stderr (CLI convention)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from eef.summary import Summary
+
+results = Console(file=sys.stdout, soft_wrap=True)
+messages = Console(file=sys.stderr, soft_wrap=True)
+
+
+def quiet() -> bool:
+    """No live progress bars: set EEF_QUIET=1 (CI logs) or when stderr is not a terminal."""
+    return os.environ.get("EEF_QUIET") == "1" or not sys.stderr.isatty()
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def summary_table(summary: Summary, title: str) -> Table:
+    table = Table(title=title)
+    for column in ("difficulty", "episodes", "win rate", "mean reward", "mean actions"):
+        table.add_column(column, justify="left" if column == "difficulty" else "right")
+    rows = [*summary.by_difficulty.items(), ("all", summary.overall)]
+    for level, stats in rows:
+        table.add_row(
+            level,
+            str(stats.episodes),
+            f"{stats.win_rate:.1%}",
+            f"{stats.mean_reward:.3f}",
+            f"{stats.mean_actions:.1f}",
+        )
+    return table
+
+
+@contextmanager
+def progress_bar(description: str, total: int) -> Iterator[Callable[[str], None]]:
+    """A live bar on stderr (hidden in quiet mode) with done / total, a status text and time left.
+    Yields ``advance(status)``: call it once per finished item."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (TextColumn(description), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"))
+    with Progress(*columns, TimeRemainingColumn(), console=messages, disable=quiet()) as bar:
+        task = bar.add_task(description, total=total, status="")
+
+        def advance(status: str = "") -> None:
+            bar.update(task, advance=1, status=status)
+
+        yield advance

@@ -1,0 +1,104 @@
+"""The one small interface every environment implements, and replay of recorded prefixes."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+from eef.types import Task, Trajectory
+
+
+@dataclass(frozen=True)
+class StepResult:
+    observation: str
+    reward: float
+    done: bool
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class Environment(ABC):
+    """One episode at a time; an instance is reused across episodes via ``reset``.
+
+    ``step`` never raises for a bad action: it answers with an observation that says
+    what was wrong (``info["invalid"] = True``) so agents can recover, as WebShop does.
+    """
+
+    @abstractmethod
+    def reset(self, task: Task) -> str:
+        """Start ``task`` and return the first observation."""
+
+    @abstractmethod
+    def step(self, action: str) -> StepResult:
+        """Apply one action of the current episode."""
+
+    def close(self) -> None:
+        """Release what the environment holds (processes, files)."""
+
+
+class Suite(ABC):
+    """An environment family: its tasks and splits, its agent instructions, its instances.
+
+    ``instruction`` is the system prompt that tells an agent the action protocol;
+    experts and policies share it so their trajectories look alike.
+    """
+
+    name: str
+    instruction: str
+
+    @abstractmethod
+    def splits(self) -> list[str]: ...
+
+    @abstractmethod
+    def tasks(self, split: str) -> list[Task]:
+        """All tasks of ``split``; raises UserError for an unknown split."""
+
+    @abstractmethod
+    def make(self) -> Environment:
+        """A fresh environment instance (callers close it)."""
+
+    def is_success(self, reward: float) -> bool:
+        return reward >= 1.0
+
+    def difficulty_levels(self) -> list[str]:
+        """Difficulty levels from easiest to hardest (for ordering tables)."""
+        return []
+
+    def expert_analysis(self, trajectories: list[Trajectory], tasks: dict[str, Task]) -> dict[str, float]:
+        """Environment-specific figures about expert data (e.g. how far failures got)."""
+        return {}
+
+
+class ReplayDivergence(RuntimeError):
+    """Replaying recorded actions did not reproduce the recorded observations."""
+
+
+def restore(
+    env: Environment,
+    task: Task,
+    actions: list[str],
+    expected_observations: list[str] | None = None,
+) -> tuple[str, StepResult | None]:
+    """Reach the state after ``actions`` by reset + replay.
+
+    Checks every replayed observation against ``expected_observations`` (one per
+    action) when given, and raises :class:`ReplayDivergence` on the first mismatch:
+    a restart from a state that is not the recorded one would silently poison the
+    data built from it. Returns the observation at the reached state and the last
+    step's result (None when ``actions`` is empty).
+    """
+    if expected_observations is not None and len(expected_observations) < len(actions):
+        raise ValueError(f"{len(actions)} actions but only {len(expected_observations)} recorded observations")
+    observation = env.reset(task)
+    last: StepResult | None = None
+    for index, action in enumerate(actions):
+        if last is not None and last.done:
+            raise ReplayDivergence(f"task {task.task_id}: episode ended before action {index} ({action!r})")
+        last = env.step(action)
+        observation = last.observation
+        if expected_observations is not None and observation != expected_observations[index]:
+            raise ReplayDivergence(
+                f"task {task.task_id}: observation after action {index} ({action!r}) differs from the recording:\n"
+                f"  recorded: {expected_observations[index][:200]!r}\n  replayed: {observation[:200]!r}"
+            )
+    return observation, last

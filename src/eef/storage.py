@@ -1,0 +1,109 @@
+"""JSONL and JSON files: validated reads that name the bad line, atomic writes, appends that survive kills."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from eef.errors import UserError
+from eef.types import Trajectory
+
+Record = TypeVar("Record", bound=BaseModel)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file and rename: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such file")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise UserError(f"{path}:{err.lineno}: not valid JSON ({err.msg})") from None
+
+
+def _to_line(record: BaseModel) -> str:
+    return json.dumps(record.model_dump(mode="json", by_alias=True), ensure_ascii=False)
+
+
+def write_jsonl(path: Path, records: Iterable[BaseModel]) -> int:
+    """Atomically replace ``path`` with one JSON line per record; returns the count."""
+    lines = [_to_line(record) for record in records]
+    atomic_write_text(path, "".join(line + "\n" for line in lines))
+    return len(lines)
+
+
+def append_jsonl(path: Path, records: Iterable[BaseModel]) -> None:
+    """Append whole lines and fsync. A kill mid-write can leave at most one torn last
+    line, which :func:`read_jsonl` with ``drop_torn_tail=True`` discards on resume."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = "".join(_to_line(record) + "\n" for record in records)
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(payload)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def iter_jsonl(path: Path, model: type[Record], *, drop_torn_tail: bool = False) -> Iterator[Record]:
+    """Validated records of ``path``; a bad line raises UserError naming file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such file")
+    with open(path, encoding="utf-8") as handle:
+        lines = handle.readlines()
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        torn = number == len(lines) and not line.endswith("\n")
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as err:
+            if torn and drop_torn_tail:
+                return
+            raise UserError(f"{path}:{number}: not valid JSON ({err.msg}); fix or remove that line") from None
+        try:
+            yield model.model_validate(data)
+        except ValidationError as err:
+            first = err.errors()[0]
+            where = ".".join(str(part) for part in first["loc"]) or "record"
+            raise UserError(
+                f"{path}:{number}: invalid {model.__name__} record: {where}: {first['msg']}; fix or remove that line"
+            ) from None
+
+
+def read_jsonl(path: Path, model: type[Record], *, drop_torn_tail: bool = False) -> list[Record]:
+    return list(iter_jsonl(path, model, drop_torn_tail=drop_torn_tail))
+
+
+def read_trajectories(path: Path) -> list[Trajectory]:
+    return read_jsonl(path, Trajectory)
+
+
+def write_trajectories(path: Path, trajectories: Iterable[Trajectory]) -> int:
+    return write_jsonl(path, trajectories)

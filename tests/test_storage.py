@@ -1,0 +1,102 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from eef.errors import UserError
+from eef.storage import append_jsonl, read_jsonl, read_trajectories, write_jsonl, write_trajectories
+from eef.types import Message, StartState, Trajectory
+
+
+def _trajectory(index: int, **overrides) -> Trajectory:
+    fields = dict(
+        id=f"t{index}",
+        env="shop",
+        task_id=f"shop-train-{index}",
+        messages=[
+            Message(role="system", content="rules"),
+            Message(role="user", content="WebShop [SEP] Instruction: [SEP] buy socks"),
+            Message(role="assistant", content="Thought: search\nAction: search[socks]", loss=True),
+            Message(role="user", content="Back to Search [SEP] Page 1"),
+        ],
+        reward=0.5,
+        success=False,
+        origin="expert:scripted",
+        start=StartState(expert_trajectory_id="expert:scripted/shop-train-3", action_index=2),
+        termination="done",
+        num_actions=1,
+        seed=1234,
+        difficulty="easy",
+    )
+    fields.update(overrides)
+    return Trajectory(**fields)
+
+
+def test_round_trip_keeps_every_field(tmp_path: Path):
+    records = [_trajectory(i) for i in range(3)]
+    path = tmp_path / "data.jsonl"
+    assert write_trajectories(path, records) == 3
+    assert read_trajectories(path) == records
+
+
+def test_file_is_sharegpt_shaped(tmp_path: Path):
+    path = tmp_path / "data.jsonl"
+    write_trajectories(path, [_trajectory(0)])
+    record = json.loads(path.read_text().splitlines()[0])
+    assert [turn["from"] for turn in record["conversations"]] == ["system", "human", "gpt", "human"]
+    assert record["conversations"][2] == {
+        "from": "gpt",
+        "value": "Thought: search\nAction: search[socks]",
+        "loss": True,
+    }
+
+
+def test_reads_agentgym_style_null_loss():
+    message = Message.model_validate({"from": "human", "value": "hi", "loss": None})
+    assert message.role == "user" and message.loss is False
+
+
+def test_bad_json_line_names_file_and_line(tmp_path: Path):
+    path = tmp_path / "bad.jsonl"
+    good = json.dumps(_trajectory(0).model_dump(mode="json", by_alias=True))
+    path.write_text(good + "\n{not json\n")
+    with pytest.raises(UserError, match=r"bad\.jsonl:2: not valid JSON"):
+        read_trajectories(path)
+
+
+def test_invalid_record_names_field_and_line(tmp_path: Path):
+    path = tmp_path / "bad.jsonl"
+    record = _trajectory(0).model_dump(mode="json", by_alias=True)
+    record["termination"] = "exploded"
+    path.write_text(json.dumps(record) + "\n")
+    with pytest.raises(UserError, match=r"bad\.jsonl:1: invalid Trajectory record: termination"):
+        read_trajectories(path)
+
+
+def test_missing_file_is_a_user_error(tmp_path: Path):
+    with pytest.raises(UserError, match="no such file"):
+        read_trajectories(tmp_path / "absent.jsonl")
+
+
+def test_torn_tail_is_dropped_only_when_asked(tmp_path: Path):
+    path = tmp_path / "log.jsonl"
+    append_jsonl(path, [_trajectory(0), _trajectory(1)])
+    with open(path, "a") as handle:
+        handle.write('{"id": "t2", "env": "sh')  # a kill in the middle of an append
+    assert [t.id for t in read_jsonl(path, Trajectory, drop_torn_tail=True)] == ["t0", "t1"]
+    with pytest.raises(UserError):
+        read_jsonl(path, Trajectory)
+
+
+def test_atomic_write_leaves_old_file_when_serialisation_fails(tmp_path: Path):
+    path = tmp_path / "data.jsonl"
+    write_jsonl(path, [_trajectory(0)])
+
+    class Exploding(Trajectory):
+        def model_dump(self, *args, **kwargs):
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        write_jsonl(path, [Exploding(**_trajectory(1).model_dump())])
+    assert [t.id for t in read_trajectories(path)] == ["t0"]
+    assert [p.name for p in tmp_path.iterdir()] == ["data.jsonl"]
