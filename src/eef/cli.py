@@ -62,6 +62,44 @@ def _cmd_stats(args: argparse.Namespace) -> None:
         console.results.print(console.summary_table(summary, args.file))
 
 
+def _cmd_train(args: argparse.Namespace) -> None:
+    from eef.commands import train
+
+    report = train(args)
+    if args.json:
+        console.print_json(report)
+    else:
+        console.results.print(
+            f"trained {report['examples']} trajectories, {report['steps']} steps, "
+            f"final loss {report['final_loss']:.3f}, {report['wall_time_s']:.0f} s -> {report['checkpoint']}"
+        )
+
+
+def _cmd_eval(args: argparse.Namespace) -> None:
+    from eef.commands import evaluate_checkpoint
+    from eef.summary import Summary
+
+    report = evaluate_checkpoint(args)
+    if args.json:
+        console.print_json(report)
+    else:
+        title = f"{report['model']} on {report['env']}/{report['split']}"
+        console.results.print(console.summary_table(Summary.model_validate(report["summary"]), title))
+        console.results.print(f"results: {report['results']} ({report['wall_time_s']} s)")
+
+
+def _cmd_run(args: argparse.Namespace) -> None:
+    from eef.commands import run
+
+    results = run(args)
+    if args.json:
+        console.print_json(results)
+    else:
+        from eef.results import markdown
+
+        console.results.print(markdown(results), markup=False, highlight=False)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="eef", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -79,6 +117,51 @@ def build_parser() -> argparse.ArgumentParser:
     collect.add_argument("--out", default=None, help="output JSONL (default data/expert-ENV-EXPERT-SPLIT.jsonl)")
     collect.add_argument("--json", action="store_true", help="print the summary as JSON")
     collect.set_defaults(handler=_cmd_collect)
+
+    train = commands.add_parser("train", help="supervised fine-tuning on a trajectories file (loss on agent turns)")
+    train.add_argument("--data", required=True, help="trajectories JSONL; only agent turns with loss=true are trained")
+    train.add_argument("--model", default="tiny", help="tiny | smollm2-135m | a Hugging Face folder or model id")
+    train.add_argument("--out", required=True, help="checkpoint folder to write (Hugging Face format)")
+    train.add_argument("--env", default="shop", help="the environment whose text builds the tiny model's tokenizer")
+    train.add_argument("--successes-only", action="store_true", help="train only on successful trajectories")
+    train.add_argument("--epochs", type=float, default=3.0)
+    train.add_argument("--learning-rate", type=float, default=None, help="default: 2e-3 for tiny, 2e-5 otherwise")
+    train.add_argument("--batch-size", type=int, default=8)
+    train.add_argument("--gradient-accumulation", type=int, default=1)
+    train.add_argument("--max-length", type=int, default=2048)
+    train.add_argument("--lora", action="store_true", help="train LoRA adapters (merged into the saved checkpoint)")
+    train.add_argument("--dtype", default="auto", help="auto | float32 | bfloat16")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--json", action="store_true", help="print the summary as JSON")
+    train.set_defaults(handler=_cmd_train)
+
+    evaluate = commands.add_parser("eval", help="evaluate a checkpoint on a split: win rate, reward, actions")
+    evaluate.add_argument("model", help="checkpoint folder, tiny (untrained, for a baseline) or smollm2-135m")
+    evaluate.add_argument("--env", default="shop")
+    evaluate.add_argument("--split", default="dev")
+    evaluate.add_argument("--limit", type=int, default=None, help="only the first N tasks of the split")
+    evaluate.add_argument("--temperature", type=float, default=0.0, help="0: greedy")
+    evaluate.add_argument("--max-new-tokens", type=int, default=64)
+    evaluate.add_argument("--batch-size", type=int, default=64)
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--out", default=None, help="folder for trajectories.jsonl and results.json")
+    evaluate.add_argument("--json", action="store_true", help="print the summary as JSON")
+    evaluate.set_defaults(handler=_cmd_eval)
+
+    run = commands.add_parser("run", help="the whole pipeline: experts, SFT, RFT and EEF iterations, comparison")
+    run.add_argument("config", nargs="?", default=None, help="YAML config (default: the embedded default)")
+    run.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set iterations=3 --set methods.eef.m=3",
+    )
+    run.add_argument("--out", default=None, help="run directory (default: runs/NAME-seedSEED)")
+    run.add_argument("--resume", default=None, metavar="DIR", help="continue the run in DIR where it stopped")
+    run.add_argument("--json", action="store_true", help="print results.json instead of the table")
+    run.set_defaults(handler=_cmd_run)
 
     stats = commands.add_parser("stats", help="win rate, reward and actions of a trajectories file, by difficulty")
     stats.add_argument("file", help="trajectories JSONL (ours, or ShareGPT-style with our fields)")

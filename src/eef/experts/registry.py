@@ -1,0 +1,25 @@
+"""Expert names per environment: ``eef collect --expert NAME`` and a run's ``experts:`` list."""
+
+from __future__ import annotations
+
+from eef.errors import UserError
+from eef.experts.base import Expert
+
+
+def expert_names(env_name: str) -> list[str]:
+    if env_name == "shop":
+        from eef.experts.scripted_shop import SKILL_LEVELS
+
+        return list(SKILL_LEVELS)
+    return []
+
+
+def make_expert(env_name: str, spec: str) -> Expert:
+    """The expert called ``spec`` for ``env_name``; a UserError lists the known ones."""
+    if env_name == "shop":
+        from eef.experts.scripted_shop import SKILL_LEVELS, ScriptedShopExpert
+
+        if spec in SKILL_LEVELS:
+            return ScriptedShopExpert(spec, SKILL_LEVELS[spec])
+    known = ", ".join(expert_names(env_name)) or "none yet"
+    raise UserError(f"unknown expert {spec!r} for environment {env_name!r}: known experts are {known}")

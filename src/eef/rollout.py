@@ -1,0 +1,202 @@
+"""Batched rollouts: many episodes advance together, one generation call per turn for all live ones.
+
+An episode starts either from a task's initial state or from a state inside a recorded
+(expert) trajectory, reached by reset + replay; the recorded turns up to that state become
+the conversation's context, untrained (``loss=False``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from eef.envs.base import Environment, Suite, restore
+from eef.policy.engine import HFGenerator, SamplingSettings
+from eef.react import parse_action
+from eef.seeding import derive_seed
+from eef.types import Message, StartState, Task, Termination, Trajectory
+
+INVALID_TURN = "Invalid action: your turn named no action. Answer with 'Thought: ...' then 'Action: ...'."
+
+
+@dataclass(frozen=True)
+class RolloutSettings:
+    sampling: SamplingSettings = field(default_factory=SamplingSettings)
+    max_context_tokens: int = 2048  # a prompt longer than this ends the episode (context_limit)
+    max_invalid_actions: int = 3  # consecutive invalid actions that end the episode (invalid_limit)
+    max_turns: int = 50  # a safety net; environments enforce their own step limits
+    batch_size: int = 64  # episodes in flight at once
+
+
+@dataclass(frozen=True)
+class EpisodeStart:
+    """Where one episode begins: ``source`` is the recorded trajectory to restart from (None: initial state)."""
+
+    task: Task
+    source: Trajectory | None = None
+    action_index: int = 0
+    sample: int = 0  # distinguishes repeated rollouts from the same start
+
+    @property
+    def start_state(self) -> StartState:
+        if self.source is None:
+            return StartState()
+        return StartState(expert_trajectory_id=self.source.id, action_index=self.action_index)
+
+    @property
+    def key(self) -> str:
+        state = "s0" if self.source is None else f"{self.source.id}@{self.action_index}"
+        return f"{self.task.task_id}|{state}|{self.sample}"
+
+
+def recorded_prefix(source: Trajectory, action_index: int) -> list[Message]:
+    """The messages of ``source`` up to the observation after its ``action_index``-th action,
+    with loss off (context only)."""
+    messages: list[Message] = []
+    actions = 0
+    for message in source.messages:
+        if message.role == "assistant":
+            if actions == action_index:
+                break
+            actions += 1
+        messages.append(message.model_copy(update={"loss": False}))
+    return messages
+
+
+def replay_actions(source: Trajectory, action_index: int) -> tuple[list[str], list[str]]:
+    turns = source.agent_turns()[:action_index]
+    actions = [parse_action(turn) or "" for turn in turns]
+    return actions, source.observations()[:action_index]
+
+
+@dataclass
+class _Episode:
+    start: EpisodeStart
+    env: Environment
+    messages: list[Message]
+    seed: int
+    actions: int = 0
+    consecutive_invalid: int = 0
+    prompt_tokens: int = 0
+    generated_tokens: int = 0
+    reward: float = 0.0
+    termination: Termination | None = None
+
+
+class RolloutEngine:
+    """Runs episodes of one suite with one policy; ``origin`` tags the trajectories it returns."""
+
+    def __init__(self, suite: Suite, generator: HFGenerator, settings: RolloutSettings, origin: str):
+        self.suite = suite
+        self.generator = generator
+        self.settings = settings
+        self.origin = origin
+
+    def run(
+        self,
+        starts: list[EpisodeStart],
+        seed: int,
+        on_done: Callable[[Trajectory], None] | None = None,
+    ) -> list[Trajectory]:
+        """Roll out every start; returns trajectories in the order of ``starts``.
+
+        Sampling is seeded per batch and turn from ``seed`` (recorded in each trajectory), so the
+        same starts, settings and seed give the same trajectories.
+        ``on_done`` sees each trajectory as soon as its episode ends (for progress and logs)."""
+        results: dict[str, Trajectory] = {}
+        for chunk_begin in range(0, len(starts), self.settings.batch_size):
+            chunk = starts[chunk_begin : chunk_begin + self.settings.batch_size]
+            for trajectory in self._run_chunk(chunk, seed, chunk_seed=derive_seed(seed, "chunk", chunk_begin)):
+                results[trajectory.id] = trajectory
+                if on_done is not None:
+                    on_done(trajectory)
+        return [results[self._trajectory_id(start)] for start in starts]
+
+    def _trajectory_id(self, start: EpisodeStart) -> str:
+        return f"{self.origin}/{start.key}"
+
+    def _begin(self, start: EpisodeStart, seed: int) -> _Episode:
+        env = self.suite.make()
+        if start.source is None:
+            observation = env.reset(start.task)
+            messages = [
+                Message(role="system", content=self.suite.instruction),
+                Message(role="user", content=observation),
+            ]
+        else:
+            actions, observations = replay_actions(start.source, start.action_index)
+            restore(env, start.task, actions, observations)
+            messages = recorded_prefix(start.source, start.action_index)
+        # Actions count from the task's start, as the environment's step limit does.
+        return _Episode(start=start, env=env, messages=messages, seed=seed, actions=start.action_index)
+
+    def _run_chunk(self, chunk: list[EpisodeStart], seed: int, chunk_seed: int) -> list[Trajectory]:
+        episodes = [self._begin(start, seed) for start in chunk]
+        finished: list[Trajectory] = []
+        turn = 0
+        while live := [e for e in episodes if e.termination is None]:
+            prompts = []
+            for episode in live:
+                prompt = self.generator.tokenizer.apply_chat_template(
+                    [m.model_dump() for m in episode.messages], add_generation_prompt=True, tokenize=False
+                )
+                prompts.append(self.generator.tokenizer(prompt, add_special_tokens=False)["input_ids"])
+            stepping = []
+            for episode, prompt in zip(live, prompts, strict=True):
+                if len(prompt) + self.settings.sampling.max_new_tokens > self.settings.max_context_tokens:
+                    episode.termination = "context_limit"
+                else:
+                    stepping.append((episode, prompt))
+            generations = self.generator.generate(
+                [prompt for _, prompt in stepping], self.settings.sampling, seed=derive_seed(chunk_seed, turn)
+            )
+            for (episode, prompt), generation in zip(stepping, generations, strict=True):
+                episode.prompt_tokens += len(prompt)
+                episode.generated_tokens += generation.new_tokens
+                self._step(episode, generation.text)
+            turn += 1
+            for episode in live:
+                if episode.termination is not None:
+                    finished.append(self._record(episode))
+                    episode.env.close()
+        return finished
+
+    def _step(self, episode: _Episode, turn_text: str) -> None:
+        episode.messages.append(Message(role="assistant", content=turn_text.strip(), loss=True))
+        episode.actions += 1
+        action = parse_action(turn_text)
+        if action is None:
+            observation, invalid = INVALID_TURN, True
+        else:
+            result = episode.env.step(action)
+            observation, invalid = result.observation, bool(result.info.get("invalid"))
+            if result.done:
+                episode.reward = result.reward
+                success = self.suite.is_success(result.reward)
+                episode.termination = "success" if success else result.info.get("termination", "done")
+        episode.messages.append(Message(role="user", content=observation))
+        episode.consecutive_invalid = episode.consecutive_invalid + 1 if invalid else 0
+        if episode.termination is None:
+            if episode.consecutive_invalid >= self.settings.max_invalid_actions:
+                episode.termination = "invalid_limit"
+            elif episode.actions >= self.settings.max_turns:
+                episode.termination = "step_limit"
+
+    def _record(self, episode: _Episode) -> Trajectory:
+        start = episode.start
+        return Trajectory(
+            id=self._trajectory_id(start),
+            env=start.task.env,
+            task_id=start.task.task_id,
+            messages=episode.messages,
+            reward=episode.reward,
+            success=self.suite.is_success(episode.reward),
+            origin=self.origin,
+            start=start.start_state,
+            termination=episode.termination or "done",
+            num_actions=episode.actions,
+            seed=episode.seed,
+            difficulty=start.task.difficulty,
+            prompt_tokens=episode.prompt_tokens,
+            generated_tokens=episode.generated_tokens,
+        )

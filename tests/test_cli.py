@@ -1,0 +1,84 @@
+"""The `eef` command as a user meets it: a real subprocess, exit codes, one-line errors, no traceback."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def eef(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "eef", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, "EEF_QUIET": "1"},
+        timeout=300,
+    )
+
+
+def assert_user_error(result: subprocess.CompletedProcess, *needles: str) -> None:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    for needle in needles:
+        assert needle in lines[0]
+
+
+def test_envs_lists_shop_as_usable():
+    result = eef("envs", "--json")
+    assert result.returncode == 0, result.stderr
+    rows = {row["name"]: row for row in json.loads(result.stdout)}
+    assert rows["shop"]["usable"] is True
+
+
+def test_unknown_environment(tmp_path):
+    assert_user_error(
+        eef("collect", "--env", "mars", "--out", str(tmp_path / "x.jsonl")), "unknown environment 'mars'", "shop"
+    )
+
+
+def test_unknown_split(tmp_path):
+    assert_user_error(eef("collect", "--split", "nope", "--out", str(tmp_path / "x.jsonl")), "nope", "train")
+    assert not (tmp_path / "x.jsonl").exists()
+
+
+def test_malformed_jsonl_line(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text("{}\n")
+    assert_user_error(eef("stats", str(path)), f"{path}:1", "invalid Trajectory record")
+
+
+def test_unknown_option_exits_2():
+    result = eef("collect", "--no-such-option")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+
+
+def test_bad_config_value(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("iterations: -1\n")
+    assert_user_error(eef("run", str(config), "--out", str(tmp_path / "run")), "c.yaml", "iterations")
+    assert_user_error(eef("run", "--set", "methods", "--out", str(tmp_path / "run")), "key.path=value")
+    assert not (tmp_path / "run").exists()
+
+
+def test_collect_writes_trajectories_and_summary(tmp_path):
+    out = tmp_path / "expert.jsonl"
+    result = eef("collect", "--limit", "30", "--out", str(out), "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["summary"]["overall"]["episodes"] == 30
+    assert len(out.read_text().splitlines()) == 30
+    assert json.loads(out.with_suffix(".summary.json").read_text()) == report
+    stats = json.loads(eef("stats", str(out), "--json").stdout)
+    assert stats["overall"] == report["summary"]["overall"]
+
+
+@pytest.mark.parametrize("command", ["envs", "collect", "stats", "train", "eval", "run"])
+def test_every_command_has_help(command):
+    result = eef(command, "--help")
+    assert result.returncode == 0 and "usage: eef" in result.stdout
