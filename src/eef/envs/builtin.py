@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from eef.envs.base import Suite
 from eef.envs.registry import EnvEntry, register
 
 
-def _shop_suite(**options: Any) -> Suite:
-    # Imported on use: building the shop's catalog and index is not needed to list environments.
+def _shop_suite() -> type[Suite]:
     from eef.envs.shop.env import ShopSuite
 
-    return ShopSuite(**options)
+    return ShopSuite
 
 
 register(
     EnvEntry(
         name="shop",
         description="built-in WebShop-style shopping over a generated catalog (search, pages, options, buy)",
-        factory=_shop_suite,
+        load=_shop_suite,
         unavailable_reason=lambda: None,
     )
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from inspect import signature
 from typing import Any
 
 from eef.envs.base import Suite
@@ -14,7 +15,7 @@ from eef.errors import UserError
 class EnvEntry:
     name: str
     description: str
-    factory: Callable[..., Suite]
+    load: Callable[[], type[Suite]]  # imports the suite's class on use: listing needs no heavy import
     unavailable_reason: Callable[[], str | None]  # None when usable here
 
 
@@ -40,7 +41,12 @@ def get_suite(name: str, **options: Any) -> Suite:
     reason = entry.unavailable_reason()
     if reason is not None:
         raise UserError(f"environment {name!r} is not usable here: {reason}")
-    return entry.factory(**options)
+    suite_class = entry.load()
+    try:
+        signature(suite_class).bind(**options)
+    except TypeError as err:
+        raise UserError(f"environment {name!r}: {err}; see docs for its options") from None
+    return suite_class(**options)
 
 
 def _load_builtins() -> None:

@@ -33,11 +33,11 @@ def run_episode(suite: Suite, env: Environment, expert: Expert, task: Task, seed
     while True:
         turn = episode.act(observation)
         messages.append(Message(role="assistant", content=turn, loss=True))
+        num_actions += 1  # every agent turn, as rollouts count them
         action = parse_action(turn)
         if action is None:
             break
         result = env.step(action)
-        num_actions += 1
         observation = result.observation
         messages.append(Message(role="user", content=observation))
         if result.done:

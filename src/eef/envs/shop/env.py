@@ -166,6 +166,10 @@ class ShopSuite(Suite):
     instruction = INSTRUCTION
 
     def __init__(self, seed: int = 0, max_steps: int = DEFAULT_MAX_STEPS) -> None:
+        if not isinstance(max_steps, int) or max_steps < 1:
+            raise UserError(f"shop option max_steps must be a positive integer, got {max_steps!r}")
+        if not isinstance(seed, int):
+            raise UserError(f"shop option seed must be an integer, got {seed!r}")
         self.seed = seed
         self.max_steps = max_steps
         self.world = load_world(seed)
