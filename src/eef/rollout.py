@@ -14,6 +14,7 @@ from eef.envs.base import Environment, Suite, restore
 from eef.policy.engine import HFGenerator, SamplingSettings
 from eef.react import parse_action
 from eef.seeding import derive_seed
+from eef.training.tokenize import encode_prompt
 from eef.types import Message, StartState, Task, Termination, Trajectory
 
 INVALID_TURN = "Invalid action: your turn named no action. Answer with 'Thought: ...' then 'Action: ...'."
@@ -135,12 +136,7 @@ class RolloutEngine:
         finished: list[Trajectory] = []
         turn = 0
         while live := [e for e in episodes if e.termination is None]:
-            prompts = []
-            for episode in live:
-                prompt = self.generator.tokenizer.apply_chat_template(
-                    [m.model_dump() for m in episode.messages], add_generation_prompt=True, tokenize=False
-                )
-                prompts.append(self.generator.tokenizer(prompt, add_special_tokens=False)["input_ids"])
+            prompts = [encode_prompt(self.generator.tokenizer, episode.messages) for episode in live]
             stepping = []
             for episode, prompt in zip(live, prompts, strict=True):
                 if len(prompt) + self.settings.sampling.max_new_tokens > self.settings.max_context_tokens:

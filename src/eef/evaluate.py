@@ -1,0 +1,68 @@
+"""Evaluate a policy on a split: rollouts from every task's initial state, then a summary."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from eef import console
+from eef.envs.base import Suite
+from eef.policy.engine import HFGenerator
+from eef.rollout import EpisodeStart, RolloutEngine, RolloutSettings
+from eef.storage import write_json, write_trajectories
+from eef.summary import Summary, summarize
+from eef.types import Trajectory
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    trajectories: list[Trajectory]
+    summary: Summary
+    generated_tokens: int
+    wall_time_s: float
+
+
+def evaluate(
+    generator: HFGenerator,
+    suite: Suite,
+    split: str,
+    settings: RolloutSettings,
+    *,
+    origin: str,
+    seed: int,
+    limit: int | None = None,
+) -> Evaluation:
+    tasks = suite.tasks(split)[:limit]
+    engine = RolloutEngine(suite, generator, settings, origin=origin)
+    started = time.perf_counter()
+    with console.progress_bar(f"eval {origin} on {suite.name}/{split}", len(tasks)) as advance:
+        wins = 0
+
+        def done(trajectory: Trajectory) -> None:
+            nonlocal wins
+            wins += trajectory.success
+            advance(f"{wins} successes")
+
+        trajectories = engine.run([EpisodeStart(task) for task in tasks], seed=seed, on_done=done)
+    return Evaluation(
+        trajectories=trajectories,
+        summary=summarize(trajectories, suite.difficulty_levels()),
+        generated_tokens=sum(t.generated_tokens for t in trajectories),
+        wall_time_s=time.perf_counter() - started,
+    )
+
+
+def save_evaluation(evaluation: Evaluation, directory: Path, context: dict[str, Any]) -> dict[str, Any]:
+    """Write ``trajectories.jsonl`` and ``results.json`` into ``directory``; returns the results."""
+    results = {
+        **context,
+        "summary": evaluation.summary.model_dump(),
+        "generated_tokens": evaluation.generated_tokens,
+        "wall_time_s": round(evaluation.wall_time_s, 2),
+        "trajectories": str(directory / "trajectories.jsonl"),
+    }
+    write_trajectories(directory / "trajectories.jsonl", evaluation.trajectories)
+    write_json(directory / "results.json", results)
+    return results

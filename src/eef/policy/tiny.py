@@ -1,0 +1,89 @@
+"""The built-in tiny policy: a byte-level BPE tokenizer trained on the environment's text and a small
+Llama built from a config. No download; trains in minutes on a CPU."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+PAD = "<|pad|>"
+END_OF_TURN = "<|end|>"
+ROLE_TOKENS = ("<|system|>", "<|user|>", "<|assistant|>")
+
+# One role token and a newline open a turn, END_OF_TURN and a newline close it (ChatML's shape).
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|' + message['role'] + '|>\\n' + message['content'] + '<|end|>\\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|assistant|>\\n' }}{% endif %}"
+)
+
+
+def build_tiny_tokenizer(texts: Iterable[str], vocab_size: int = 2048) -> PreTrainedTokenizerFast:
+    """A byte-level BPE trained on ``texts`` (deterministic for the same texts in the same order).
+
+    Every byte is in the initial alphabet, so any text round-trips, seen in training or not.
+    ``END_OF_TURN`` is the eos token: generation stops at the end of the agent's turn.
+    """
+    specials = [PAD, END_OF_TURN, *ROLE_TOKENS]
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    backend.train_from_iterator(texts, trainer)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        eos_token=END_OF_TURN,
+        pad_token=PAD,
+        additional_special_tokens=list(ROLE_TOKENS),
+    )
+    tokenizer.chat_template = CHAT_TEMPLATE
+    return tokenizer
+
+
+@dataclass(frozen=True)
+class TinySize:
+    """The default has ~3.1M parameters. Measured with the Trainer on 2 CPU cores, fp32, sequences of ~1,150
+    tokens: ~3,000 tokens/s at batch 4 (~2 min an epoch for 300 trajectories); batch 8 is slower (~1,700/s)."""
+
+    hidden_size: int = 256
+    num_layers: int = 3
+    num_heads: int = 4
+    intermediate_size: int = 768
+    max_positions: int = 2048
+
+
+def build_tiny_model(
+    tokenizer: PreTrainedTokenizerFast, size: TinySize | None = None, seed: int = 0
+) -> LlamaForCausalLM:
+    """A randomly initialised Llama sized by ``size`` (default: TinySize()); the same seed gives the same weights."""
+    size = size or TinySize()
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=size.hidden_size,
+        intermediate_size=size.intermediate_size,
+        num_hidden_layers=size.num_layers,
+        num_attention_heads=size.num_heads,
+        num_key_value_heads=size.num_heads,
+        max_position_embeddings=size.max_positions,
+        tie_word_embeddings=True,
+        bos_token_id=None,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    # A private RNG state: building a model must not shift the random stream of the caller.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = LlamaForCausalLM(config)
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    return model

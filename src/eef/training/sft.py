@@ -1,0 +1,151 @@
+"""Supervised fine-tuning on trajectories (loss on the agent's trained turns only), on the transformers Trainer."""
+
+from __future__ import annotations
+
+import sys
+import time
+from contextlib import redirect_stdout
+from pathlib import Path
+
+import torch
+from peft import PeftModel
+from pydantic import BaseModel, ConfigDict, Field, computed_field
+from transformers import DataCollatorForSeq2Seq, Trainer, TrainerCallback, TrainingArguments
+
+from eef.console import quiet
+from eef.errors import UserError
+from eef.policy.lora import LoraSettings, apply_lora
+from eef.policy.models import Policy, save_policy
+from eef.training.tokenize import IGNORE_INDEX, encode_messages
+from eef.types import Trajectory
+
+
+class SFTSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    epochs: float = Field(default=3.0, gt=0)
+    # Fine-tuning a pretrained model; the tiny model, trained from scratch, wants ~1e-3.
+    learning_rate: float = Field(default=2e-5, gt=0)
+    batch_size: int = Field(default=8, ge=1)  # sequences per device and step
+    gradient_accumulation: int = Field(default=1, ge=1)
+    max_length: int = Field(default=2048, ge=1)
+    warmup_ratio: float = Field(default=0.03, ge=0, lt=1)
+    weight_decay: float = Field(default=0.0, ge=0)
+    lr_scheduler: str = "cosine"
+    max_grad_norm: float = Field(default=1.0, gt=0)
+    seed: int = 0
+    bf16: bool | None = None  # None: bf16 mixed precision where the GPU supports it
+    lora: LoraSettings | None = None  # None: full fine-tuning
+    logging_steps: int = Field(default=10, ge=1)
+    report_to: str = "none"  # or "tensorboard": logs go to <output_dir>.trainer/
+
+
+class SFTResult(BaseModel):
+    losses: list[tuple[int, float]]  # (step, mean training loss since the previous entry)
+    final_loss: float
+    steps: int
+    examples: int
+    skipped_examples: int  # trajectories with no trained token left after truncation
+    loss_tokens: int  # tokens with loss, over all epochs (per-epoch count x epochs)
+    total_tokens: int  # input tokens without padding, over all epochs
+    truncated_tokens: int  # dropped from the data by truncation (once, not per epoch)
+    train_seconds: float  # the Trainer's loop
+    wall_seconds: float  # tokenising, training and saving
+
+    @computed_field
+    @property
+    def tokens_per_second(self) -> float:
+        return self.total_tokens / self.train_seconds if self.train_seconds else 0.0
+
+
+class _LogLastStep(TrainerCallback):
+    """The Trainer logs every ``logging_steps``; log the last step too so the final loss is always known."""
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step >= state.max_steps:
+            control.should_log = True
+        return control
+
+
+def train_sft(policy: Policy, trajectories: list[Trajectory], settings: SFTSettings, output_dir: Path) -> SFTResult:
+    """Train ``policy.model`` in place on ``trajectories`` and save it to ``output_dir`` (written all at once).
+
+    With ``settings.lora`` the model gets LoRA adapters (unless it has them already), which are merged
+    into the weights before saving: afterwards ``policy.model`` is the merged plain model.
+    Progress and the Trainer's logs go to stderr.
+    """
+    began = time.perf_counter()
+    output_dir = Path(output_dir)
+    encoded = [encode_messages(policy.tokenizer, t.messages, settings.max_length) for t in trajectories]
+    # A sequence without labels adds nothing but a NaN risk (0/0 loss) when a whole batch is like it.
+    usable = [e for e in encoded if e.num_loss_tokens > 0]
+    if not usable:
+        raise UserError(
+            f"none of the {len(trajectories)} trajectories has a trained agent turn within max_length "
+            f"{settings.max_length}: check the loss flags or raise max_length"
+        )
+    if settings.lora is not None and not isinstance(policy.model, PeftModel):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(settings.seed)
+            policy.model = apply_lora(policy.model, settings.lora)
+
+    trainer_dir = output_dir.with_name(output_dir.name + ".trainer")
+    trainer = Trainer(
+        model=policy.model,
+        args=_training_arguments(settings, trainer_dir),
+        train_dataset=[{"input_ids": e.input_ids, "labels": e.labels} for e in usable],
+        data_collator=DataCollatorForSeq2Seq(policy.tokenizer, label_pad_token_id=IGNORE_INDEX),
+        processing_class=policy.tokenizer,
+        callbacks=[_LogLastStep()],
+    )
+    train_began = time.perf_counter()
+    # The Trainer prints its log lines to stdout; stdout is for results.
+    with redirect_stdout(sys.stderr):
+        trainer.train()
+    train_seconds = time.perf_counter() - train_began
+    policy.model.eval()
+    save_policy(policy, output_dir)
+    if trainer_dir.is_dir() and not any(trainer_dir.iterdir()):
+        trainer_dir.rmdir()  # it only holds something with report_to (e.g. tensorboard logs)
+
+    losses = [(entry["step"], entry["loss"]) for entry in trainer.state.log_history if "loss" in entry]
+    return SFTResult(
+        losses=losses,
+        final_loss=losses[-1][1],
+        steps=trainer.state.global_step,
+        examples=len(usable),
+        skipped_examples=len(encoded) - len(usable),
+        loss_tokens=round(settings.epochs * sum(e.num_loss_tokens for e in usable)),
+        total_tokens=round(settings.epochs * sum(len(e.input_ids) for e in usable)),
+        truncated_tokens=sum(e.num_truncated_tokens for e in encoded),
+        train_seconds=train_seconds,
+        wall_seconds=time.perf_counter() - began,
+    )
+
+
+def _training_arguments(settings: SFTSettings, trainer_dir: Path) -> TrainingArguments:
+    bf16 = settings.bf16
+    if bf16 is None:
+        bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    return TrainingArguments(
+        output_dir=str(trainer_dir),
+        num_train_epochs=settings.epochs,
+        per_device_train_batch_size=settings.batch_size,
+        gradient_accumulation_steps=settings.gradient_accumulation,
+        learning_rate=settings.learning_rate,
+        warmup_steps=settings.warmup_ratio,  # a value below 1 is a share of the steps
+        weight_decay=settings.weight_decay,
+        lr_scheduler_type=settings.lr_scheduler,
+        max_grad_norm=settings.max_grad_norm,
+        seed=settings.seed,
+        data_seed=settings.seed,
+        bf16=bf16,
+        logging_steps=settings.logging_steps,
+        logging_first_step=True,
+        save_strategy="no",
+        report_to=settings.report_to,
+        # Batches of similar lengths waste less compute on padding.
+        train_sampling_strategy="group_by_length",
+        disable_tqdm=quiet(),
+        dataloader_pin_memory=torch.cuda.is_available(),
+    )

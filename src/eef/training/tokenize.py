@@ -1,0 +1,140 @@
+"""Token ids and loss labels for one conversation, through the model's own chat template.
+
+Labels are the token ids on the agent's trained turns (assistant messages with ``loss=True``: their
+content and the end-of-turn token the template closes them with) and -100 everywhere else: the
+system prompt (also one the template injects by itself), user turns (observations) and role headers.
+
+The rendered conversation is cut where trained spans begin and end and where messages end, and each
+piece is tokenised on its own. Masks are therefore exact by construction. The cuts fall next to special
+tokens (end-of-turn, role headers) or after a role header's newline, where byte-level BPE does not merge
+across, so the ids equal those of tokenising the whole rendered text, as the rollout engine does.
+
+Truncation keeps the start: the longest prefix of whole messages that fits ``max_length``. A rollout
+never truncates its history (it stops with ``context_limit`` instead), so a prefix is exactly what the
+policy sees at inference, and every kept label keeps its true context, the instruction included.
+Dropping the start or the middle would train actions on histories the policy never sees (and lose the
+goal); the price of keeping the start is that the last turns of over-long trajectories go untrained,
+counted in ``num_truncated_tokens``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import pairwise
+
+from transformers import PreTrainedTokenizerBase
+
+from eef.errors import UserError
+from eef.types import Message
+
+IGNORE_INDEX = -100  # the label that transformers' loss skips
+_PROBE = "Thought: probe\nAction: probe[1]"
+
+
+@dataclass(frozen=True)
+class Encoded:
+    input_ids: list[int]
+    labels: list[int]  # IGNORE_INDEX where no loss; else equal to input_ids (the model shifts them)
+    num_truncated_tokens: int  # tokens dropped from the end to fit max_length
+
+    @property
+    def num_loss_tokens(self) -> int:
+        return sum(label != IGNORE_INDEX for label in self.labels)
+
+
+def chat_messages(messages: Sequence[Message]) -> list[dict[str, str]]:
+    """The form chat templates take. (``Message.model_dump`` is the on-disk ShareGPT form: ``human``/``gpt``.)"""
+    return [{"role": m.role, "content": m.content} for m in messages]
+
+
+def encode_prompt(tokenizer: PreTrainedTokenizerBase, messages: Sequence[Message]) -> list[int]:
+    """Token ids of ``messages`` followed by the header of the agent's next turn: what generation continues."""
+    text = _render(tokenizer, chat_messages(messages), generation_prompt=True)
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def encode_messages(tokenizer: PreTrainedTokenizerBase, messages: Sequence[Message], max_length: int) -> Encoded:
+    """Ids and labels of the conversation, truncated to the longest prefix of whole messages within ``max_length``."""
+    chat = chat_messages(messages)
+    full = _render(tokenizer, chat)
+    message_ends = [_prefix_length(tokenizer, full, chat[: i + 1]) for i in range(len(chat))]
+    spans = [_trained_span(tokenizer, full, chat, i, message_ends[i]) for i, m in enumerate(messages) if _trained(m)]
+
+    cuts = sorted({0, len(full), *message_ends, *(bound for span in spans for bound in span)})
+    pieces = list(pairwise(cuts))
+    piece_ids = tokenizer([full[a:b] for a, b in pieces], add_special_tokens=False)["input_ids"]
+
+    input_ids: list[int] = []
+    labels: list[int] = []
+    kept = 0  # tokens up to the last message end that fits
+    closes_message = set(message_ends[:-1])  # text after the last message end belongs to the last message
+    for (start, end), ids in zip(pieces, piece_ids, strict=True):
+        trained = any(a <= start and end <= b for a, b in spans)
+        input_ids.extend(ids)
+        labels.extend(ids if trained else [IGNORE_INDEX] * len(ids))
+        if (end in closes_message or end == len(full)) and len(input_ids) <= max_length:
+            kept = len(input_ids)
+    return Encoded(input_ids=input_ids[:kept], labels=labels[:kept], num_truncated_tokens=len(input_ids) - kept)
+
+
+def end_of_turn_token_ids(tokenizer: PreTrainedTokenizerBase) -> list[int]:
+    """Tokens that end an agent turn: the special token the chat template closes assistant turns
+    with, then eos when it differs (some models emit either)."""
+    text = _render(tokenizer, [{"role": "user", "content": "probe"}, {"role": "assistant", "content": _PROBE}])
+    after = text.index(_PROBE) + len(_PROBE)
+    _, token = _first_special_token(tokenizer, text[after:])
+    ids = [tokenizer.convert_tokens_to_ids(token)]
+    if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
+        ids.append(tokenizer.eos_token_id)
+    return ids
+
+
+def _trained(message: Message) -> bool:
+    return message.role == "assistant" and message.loss
+
+
+def _render(tokenizer: PreTrainedTokenizerBase, chat: list[dict[str, str]], generation_prompt: bool = False) -> str:
+    return tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=generation_prompt)
+
+
+def _prefix_length(
+    tokenizer: PreTrainedTokenizerBase, full: str, chat: list[dict[str, str]], generation_prompt: bool = False
+) -> int:
+    """Length of the rendering of ``chat`` (a prefix of the conversation), which must begin ``full``."""
+    prefix = _render(tokenizer, chat, generation_prompt)
+    if not full.startswith(prefix):
+        raise UserError(
+            f"the chat template of {tokenizer.name_or_path or 'this model'} renders earlier turns differently as the "
+            "conversation grows; eef needs a template whose renderings of a conversation's prefixes are its prefixes"
+        )
+    return len(prefix)
+
+
+def _trained_span(
+    tokenizer: PreTrainedTokenizerBase, full: str, chat: list[dict[str, str]], index: int, message_end: int
+) -> tuple[int, int]:
+    """Characters of ``full`` the model learns to write for assistant message ``index``: its content
+    (after the header that the generation prompt renders) through the end-of-turn token."""
+    if index == 0:
+        raise ValueError("a trained assistant turn needs a context before it; the conversation starts with it")
+    start = _prefix_length(tokenizer, full, chat[:index], generation_prompt=True)
+    written = full[start:message_end]
+    content = chat[index]["content"]
+    # Search the end-of-turn token after the content, which may itself contain special-looking text;
+    # some templates trim the content, hence the fallback to the whole turn.
+    skip = len(content) if written.startswith(content) else 0
+    position, token = _first_special_token(tokenizer, written[skip:])
+    return start, start + skip + position + len(token)
+
+
+def _first_special_token(tokenizer: PreTrainedTokenizerBase, text: str) -> tuple[int, str]:
+    specials = [token.content for token in tokenizer.added_tokens_decoder.values() if token.special]
+    found = [(text.find(token), -len(token), token) for token in specials if token in text]
+    if not found:
+        raise UserError(
+            f"the chat template of {tokenizer.name_or_path or 'this model'} does not close assistant turns with a "
+            "special token; eef needs one to end an agent's turn"
+        )
+    position, _, token = min(found)
+    return position, token

@@ -1,0 +1,111 @@
+import pytest
+import torch
+
+from eef.errors import UserError
+from eef.policy.lora import LoraSettings
+from eef.policy.models import Policy, load_policy
+from eef.react import format_turn, parse_action
+from eef.training.sft import SFTSettings, train_sft
+from eef.training.tokenize import encode_prompt
+from eef.types import Message, Trajectory
+
+SYSTEM = "You are a shopping agent. Answer with 'Thought: ...' then 'Action: ...'."
+GOALS = [("red hat", "B017"), ("blue shoes", "B042"), ("green scarf", "B311"), ("black belt", "B905")]
+
+
+def shopping_trajectory(index: int, item: str, product: str) -> Trajectory:
+    messages = [
+        Message(role="system", content=SYSTEM),
+        Message(role="user", content=f"WebShop [SEP] Instruction: [SEP] i want a {item} [SEP] Search"),
+        Message(role="assistant", content=format_turn("I search for the item.", f"search[{item}]"), loss=True),
+        Message(role="user", content=f"Results [SEP] {product} [SEP] {item} [SEP] B000 [SEP] a box"),
+        Message(role="assistant", content=format_turn("The first result matches.", f"click[{product}]"), loss=True),
+        Message(role="user", content="Thank you for shopping with us."),
+    ]
+    return Trajectory(
+        id=f"expert/{index}",
+        env="shop",
+        task_id=str(index),
+        messages=messages,
+        reward=1.0,
+        success=True,
+        origin="expert:test",
+        termination="success",
+        num_actions=2,
+        seed=0,
+    )
+
+
+TRAJECTORIES = [shopping_trajectory(i, item, product) for i, (item, product) in enumerate(GOALS)]
+TEXTS = [m.content for t in TRAJECTORIES for m in t.messages]
+FAST = SFTSettings(epochs=30, learning_rate=3e-3, batch_size=4, warmup_ratio=0.0, logging_steps=5)
+
+
+def tiny(seed: int = 0) -> Policy:
+    return load_policy("tiny", tokenizer_texts=TEXTS, seed=seed)
+
+
+def greedy_turn(policy: Policy, messages: list[Message]) -> str:
+    prompt = torch.tensor([encode_prompt(policy.tokenizer, messages)])
+    with torch.no_grad():
+        output = policy.model.generate(input_ids=prompt, max_new_tokens=40, do_sample=False)
+    return policy.tokenizer.decode(output[0, prompt.shape[1] :], skip_special_tokens=True)
+
+
+def test_sft_learns_the_trained_actions(tmp_path):
+    # One trajectory: a from-scratch tiny model learns to condition on the instruction's words only
+    # after many more steps than a unit test affords; telling its two turns apart it learns at once.
+    trajectory = TRAJECTORIES[0]
+    policy = tiny()
+    assert parse_action(greedy_turn(policy, trajectory.messages[:2])) != "search[red hat]"
+
+    result = train_sft(policy, [trajectory], FAST, tmp_path / "checkpoint")
+
+    assert result.final_loss < result.losses[0][1] / 5
+    assert result.steps == 30 and result.examples == 1 and result.skipped_examples == 0
+    assert result.total_tokens > result.loss_tokens > 0
+    assert greedy_turn(policy, trajectory.messages[:2]) == trajectory.messages[2].content  # and it stopped
+    assert parse_action(greedy_turn(policy, trajectory.messages[:4])) == "click[B017]"
+    reloaded = load_policy(str(tmp_path / "checkpoint"))
+    assert greedy_turn(reloaded, trajectory.messages[:2]) == trajectory.messages[2].content
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint"]
+
+
+def test_sft_with_the_same_seed_gives_the_same_losses(tmp_path):
+    settings = FAST.model_copy(update={"epochs": 3, "logging_steps": 1})
+    first = train_sft(tiny(), TRAJECTORIES, settings, tmp_path / "first")
+    second = train_sft(tiny(), TRAJECTORIES, settings, tmp_path / "second")
+    assert first.losses == second.losses and first.final_loss == second.final_loss
+
+
+def test_sft_with_lora_saves_a_loadable_merged_checkpoint(tmp_path):
+    policy = tiny()
+    settings = FAST.model_copy(update={"epochs": 3, "lora": LoraSettings(r=4, alpha=8)})
+    result = train_sft(policy, TRAJECTORIES, settings, tmp_path / "checkpoint")
+    assert result.final_loss < result.losses[0][1]
+    reloaded = load_policy(str(tmp_path / "checkpoint"))
+    ids = torch.tensor([encode_prompt(policy.tokenizer, TRAJECTORIES[0].messages[:2])])
+    with torch.no_grad():
+        assert torch.allclose(policy.model(ids).logits, reloaded.model(ids).logits)
+        assert not torch.allclose(tiny().model(ids).logits, reloaded.model(ids).logits)
+
+
+def test_sft_skips_trajectories_truncated_to_no_trained_turn(tmp_path):
+    long_context = Message(role="user", content="filler " * 400)
+    cut = TRAJECTORIES[0].model_copy(update={"messages": [TRAJECTORIES[0].messages[0], long_context]})
+    settings = FAST.model_copy(update={"epochs": 1, "max_length": 200})
+    result = train_sft(tiny(), [*TRAJECTORIES, cut], settings, tmp_path / "checkpoint")
+    assert result.examples == 4 and result.skipped_examples == 1 and result.truncated_tokens > 0
+    with pytest.raises(UserError, match="max_length"):
+        train_sft(tiny(), [cut], settings, tmp_path / "other")
+
+
+@pytest.mark.slow
+def test_smollm2_one_sft_step_writes_a_loadable_checkpoint(tmp_path):
+    policy = load_policy("smollm2-135m")
+    settings = SFTSettings(epochs=1, batch_size=1, learning_rate=1e-5, warmup_ratio=0.0)
+    result = train_sft(policy, TRAJECTORIES[:1], settings, tmp_path / "checkpoint")
+    assert result.steps == 1 and result.final_loss > 0
+    reloaded = load_policy(str(tmp_path / "checkpoint"))
+    turn = greedy_turn(reloaded, TRAJECTORIES[0].messages[:2])
+    assert turn.strip()
