@@ -37,6 +37,12 @@ def resolve_dtype(name: str) -> torch.dtype:
     return _DTYPES[name]
 
 
+def training_dtype(name: str) -> str:
+    """The dtype to load weights in for training: ``auto`` means float32 master weights, with the
+    Trainer's bf16 autocast on GPUs that have it (pure bf16 weights lose small updates)."""
+    return "float32" if name == "auto" else name
+
+
 def load_policy(
     spec: str,
     *,

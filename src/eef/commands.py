@@ -1,0 +1,105 @@
+"""What `eef train`, `eef eval` and `eef run` do, given their parsed options."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from eef.errors import UserError
+
+
+def train(args: argparse.Namespace) -> dict[str, Any]:
+    from eef.envs.registry import get_suite
+    from eef.policy.lora import LoraSettings
+    from eef.policy.models import load_policy, training_dtype
+    from eef.storage import read_trajectories
+    from eef.training.sft import SFTSettings, train_sft
+
+    data = read_trajectories(Path(args.data))
+    if args.successes_only:
+        data = [t for t in data if t.success]
+    if not data:
+        raise UserError(f"{args.data}: no trajectories to train on{' (no successes)' if args.successes_only else ''}")
+    texts = None
+    if args.model == "tiny":
+        texts = [get_suite(args.env).instruction] + [m.content for t in data for m in t.messages]
+    policy = load_policy(args.model, tokenizer_texts=texts, dtype=training_dtype(args.dtype), seed=args.seed)
+    settings = SFTSettings(
+        epochs=args.epochs,
+        learning_rate=args.learning_rate or (2e-3 if args.model == "tiny" else 2e-5),
+        batch_size=args.batch_size,
+        gradient_accumulation=args.gradient_accumulation,
+        max_length=args.max_length,
+        seed=args.seed,
+        lora=LoraSettings() if args.lora else None,
+    )
+    result = train_sft(policy, data, settings, Path(args.out))
+    return {
+        "checkpoint": args.out,
+        "data": args.data,
+        "examples": result.examples,
+        "steps": result.steps,
+        "final_loss": result.final_loss,
+        "losses": result.losses,
+        "loss_tokens": result.loss_tokens,
+        "tokens_per_s": round(result.tokens_per_second, 1),
+        "wall_time_s": round(result.wall_seconds, 1),
+        "seed": args.seed,
+    }
+
+
+def evaluate_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
+    from eef.envs.registry import get_suite
+    from eef.evaluate import evaluate, save_evaluation
+    from eef.policy.engine import HFGenerator, SamplingSettings
+    from eef.policy.models import load_policy
+    from eef.rollout import RolloutSettings
+
+    if args.limit is not None and args.limit <= 0:
+        raise UserError(f"--limit must be positive, got {args.limit}")
+    suite = get_suite(args.env)
+    suite.tasks(args.split)  # an unknown split fails here, before a model is loaded
+    texts = [suite.instruction] if args.model == "tiny" else None
+    policy = load_policy(args.model, tokenizer_texts=texts, seed=args.seed)
+    settings = RolloutSettings(
+        sampling=SamplingSettings(temperature=args.temperature, max_new_tokens=args.max_new_tokens),
+        batch_size=args.batch_size,
+    )
+    generator = HFGenerator(policy.model, policy.tokenizer)
+    evaluation = evaluate(
+        generator, suite, args.split, settings, origin=f"policy:{args.model}", seed=args.seed, limit=args.limit
+    )
+    default_out = Path(args.model) / f"eval-{args.env}-{args.split}" if Path(args.model).is_dir() else None
+    out = Path(args.out) if args.out else default_out or Path("runs") / f"eval-{args.model}-{args.env}-{args.split}"
+    context = {
+        "model": args.model,
+        "env": args.env,
+        "split": args.split,
+        "seed": args.seed,
+        "temperature": args.temperature,
+        "results": str(out / "results.json"),
+    }
+    return save_evaluation(evaluation, out, context)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    from eef.config import default_config_path, load_config
+    from eef.run import Run
+
+    if args.resume:
+        if args.config or args.overrides:
+            raise UserError("--resume continues a run with its own config: give no CONFIG or --set with it")
+        return Run.resume(Path(args.resume)).execute()
+    path = Path(args.config) if args.config else default_config_path()
+    config = load_config(path, args.overrides)
+    directory = Path(args.out) if args.out else Path("runs") / f"{config.name}-seed{config.seed}"
+    if (directory / "config.yaml").exists():
+        from eef import console
+
+        console.messages.print(f"continuing the run in {directory}", markup=False)
+        run_ = Run.resume(directory)
+        if run_.config != config:
+            raise UserError(f"{directory} holds a run with another config: use --out for a new run directory")
+        return run_.execute()
+    return Run.create(directory, config).execute()

@@ -1,0 +1,140 @@
+"""Run configuration: YAML files validated by pydantic, with ``--set key.path=value`` overrides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from eef.errors import UserError
+from eef.training.sft import SFTSettings
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EnvConfig(Strict):
+    name: str = "shop"
+    options: dict[str, Any] = Field(default_factory=dict)
+    train_tasks: int | None = 300  # the first N tasks of each split (None: all)
+    dev_tasks: int | None = 100
+    test_tasks: int | None = 200
+
+
+class ModelConfig(Strict):
+    name: str = "tiny"  # tiny | smollm2-135m | a local Hugging Face folder or model id
+    dtype: str = "auto"
+
+
+class SamplingConfig(Strict):
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 48
+
+
+class RolloutConfig(Strict):
+    explore: SamplingConfig = Field(default_factory=SamplingConfig)
+    evaluate: SamplingConfig = Field(default_factory=lambda: SamplingConfig(temperature=0.0))
+    batch_size: int = 64
+    max_context_tokens: int = 2048
+    max_invalid_actions: int = 3
+
+
+class MethodConfig(Strict):
+    """One method of the comparison. ``kind``: sft (behaviour cloning only), rft or eef."""
+
+    name: str
+    kind: Literal["sft", "rft", "eef"]
+    k: int = Field(default=1, ge=1, description="rollouts per training subtask from its initial state")
+    m: int = Field(default=5, ge=0, description="EEF restart points per failed expert trajectory")
+    experts: list[str] | None = None  # expert sources whose failures EEF explores (default: the first)
+    selection: Literal["shortest", "random"] = "shortest"
+    recovery_states: bool = True
+    mask_harmful: bool = True
+    retrain_from_base: bool = True
+
+
+class RunConfig(Strict):
+    name: str = "default"
+    seed: int = 0
+    iterations: int = Field(default=2, ge=0)
+    env: EnvConfig = Field(default_factory=EnvConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    experts: list[str] = Field(default_factory=lambda: ["scripted"], min_length=1)
+    sft: SFTSettings = Field(default_factory=SFTSettings)  # its seed is replaced by the run's
+    rollout: RolloutConfig = Field(default_factory=RolloutConfig)
+    methods: list[MethodConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check_methods(self) -> RunConfig:
+        names = [m.name for m in self.methods]
+        if len(set(names)) != len(names):
+            raise ValueError(f"method names must be unique, got {names}")
+        for method in self.methods:
+            for expert in method.experts or []:
+                if expert not in self.experts:
+                    raise ValueError(f"method {method.name!r} uses expert {expert!r}, not in experts {self.experts}")
+        return self
+
+
+def _set(data: dict[str, Any], dotted: str, raw: str) -> None:
+    keys = dotted.split(".")
+    node: Any = data
+    for key in keys[:-1]:
+        node = _list_item(node, key, dotted) if isinstance(node, list) else node.setdefault(key, {})
+    last = keys[-1]
+    value = yaml.safe_load(raw)
+    if isinstance(node, list):
+        node[_index(node, last, dotted)] = value
+    else:
+        node[last] = value
+
+
+def _index(node: list, key: str, dotted: str) -> int:
+    if not key.isdigit() or int(key) >= len(node):
+        raise UserError(f"--set {dotted}: {key!r} is not an index of a list of {len(node)}")
+    return int(key)
+
+
+def _list_item(node: list, key: str, dotted: str) -> Any:
+    # Lists of named items (methods) can be addressed by name: methods.eef.m=3
+    for item in node:
+        if isinstance(item, dict) and item.get("name") == key:
+            return item
+    return node[_index(node, key, dotted)]
+
+
+def load_config(path: Path | None, overrides: list[str], defaults: dict[str, Any] | None = None) -> RunConfig:
+    """The config in ``path`` (or ``defaults``), with ``key.path=value`` overrides applied.
+    Any problem is a UserError that names the file and the key."""
+    source = str(path) if path else "the default config"
+    if path is not None:
+        if not path.is_file():
+            raise UserError(f"{path}: no such config file")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise UserError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+        if not isinstance(data, dict):
+            raise UserError(f"{path}: a config is a YAML mapping of keys to values")
+    else:
+        data = dict(defaults or {})
+    for override in overrides:
+        key, sep, raw = override.partition("=")
+        if not sep or not key:
+            raise UserError(f"--set {override!r}: write key.path=value, e.g. --set iterations=3")
+        _set(data, key, raw)
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "config"
+        raise UserError(f"{source}: {where}: {first['msg']}") from None
+
+
+def default_config_path() -> Path:
+    """The embedded default: the shop environment, the tiny model, the scripted experts, every method."""
+    return Path(__file__).parent / "configs" / "default.yaml"

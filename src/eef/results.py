@@ -1,0 +1,142 @@
+"""The comparison table of a run (paper-style) and what the paper did not report, as JSON and Markdown.
+
+Model selection: each method's iteration with the best dev win rate (ties -> mean reward, then the
+earlier iteration); its test numbers are reported. Test results never choose anything.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from eef.storage import atomic_write_text, read_json, write_json
+
+if TYPE_CHECKING:
+    from eef.run import Run
+
+
+def _eval(directory: Path, split: str) -> dict[str, Any]:
+    summary = read_json(directory / f"eval-{split}" / "results.json")["summary"]
+    return summary
+
+
+def _row(name: str, test: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    overall = test["overall"]
+    return {
+        "method": name,
+        "test_win_rate": overall["win_rate"],
+        "test_mean_reward": overall["mean_reward"],
+        "test_by_difficulty": {level: stats["win_rate"] for level, stats in test["by_difficulty"].items()},
+        **extra,
+    }
+
+
+def collect_results(run: Run) -> dict[str, Any]:
+    rows = []
+    for expert in run.config.experts:
+        report = read_json(run.dir / "experts" / f"{expert}-test.json")
+        rows.append(_row(f"expert ({expert})", report["summary"], kind="expert"))
+    rows.append(_row("sft", _eval(run.dir / "sft", "test"), kind="sft", iteration=0))
+
+    costs = _costs(run)
+    iterations: dict[str, list[dict[str, Any]]] = {}
+    for method in run.config.methods:
+        if method.kind == "sft":
+            continue
+        per_iteration = []
+        for i in range(1, run.config.iterations + 1):
+            folder = run.dir / method.name / f"iter-{i}"
+            dev, test = _eval(folder, "dev"), _eval(folder, "test")
+            build = read_json(folder / "build.json")
+            per_iteration.append(
+                {
+                    "iteration": i,
+                    "dev_win_rate": dev["overall"]["win_rate"],
+                    "dev_mean_reward": dev["overall"]["mean_reward"],
+                    "test_win_rate": test["overall"]["win_rate"],
+                    "test_mean_reward": test["overall"]["mean_reward"],
+                    **build,
+                }
+            )
+        iterations[method.name] = per_iteration
+        if per_iteration:
+            best = max(per_iteration, key=lambda it: (it["dev_win_rate"], it["dev_mean_reward"], -it["iteration"]))
+            test = _eval(run.dir / method.name / f"iter-{best['iteration']}", "test")
+            rows.append(_row(method.name, test, kind=method.kind, iteration=best["iteration"], cost=costs[method.name]))
+    return {
+        "name": run.config.name,
+        "seed": run.config.seed,
+        "env": run.config.env.name,
+        "model": run.config.model.name,
+        "table": rows,
+        "iterations": iterations,
+        "costs": costs,
+    }
+
+
+def _costs(run: Run) -> dict[str, dict[str, float]]:
+    """Exploration and training cost per method (the shared SFT start is not counted)."""
+    totals: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for record in run.metrics.records():
+        method = record["key"].split("/")[0]
+        cost = totals[method]
+        for field in ("rollouts", "generated_tokens", "env_steps", "wall_time_s"):
+            cost[field] += record.get(field, 0)
+    return {name: dict(cost) for name, cost in totals.items()}
+
+
+def markdown(results: dict[str, Any]) -> str:
+    lines = [
+        f"# {results['name']}: {results['env']}, model {results['model']}, seed {results['seed']}",
+        "",
+        "| method | iteration | test win rate | test mean reward | rollouts | generated tokens | env steps | time s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in results["table"]:
+        cost = row.get("cost", {})
+        lines.append(
+            f"| {row['method']} | {row.get('iteration', '-')} | {row['test_win_rate']:.1%} | "
+            f"{row['test_mean_reward']:.3f} | {int(cost.get('rollouts', 0))} | "
+            f"{int(cost.get('generated_tokens', 0))} | {int(cost.get('env_steps', 0))} | "
+            f"{cost.get('wall_time_s', 0):.0f} |"
+        )
+    levels = sorted({level for row in results["table"] for level in row["test_by_difficulty"]})
+    lines += [
+        "",
+        "Test win rate by difficulty:",
+        "",
+        "| method | " + " | ".join(levels) + " |",
+        "|---|" + "---|" * len(levels),
+    ]
+    for row in results["table"]:
+        rates = [f"{row['test_by_difficulty'].get(level, 0):.0%}" for level in levels]
+        lines.append(f"| {row['method']} | " + " | ".join(rates) + " |")
+    lines += [
+        "",
+        "Per iteration (dev selects; training set composition; success rate of rollouts by start):",
+        "",
+        "| method | iter | dev win | test win | solved train tasks | E+ | from s0 | from recovery | success by start |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for method, per_iteration in results["iterations"].items():
+        for it in per_iteration:
+            composition = it["composition"]
+            starts = ", ".join(f"{name} {rate:.0%}" for name, rate in it["success_by_start"].items())
+            lines.append(
+                f"| {method} | {it['iteration']} | {it['dev_win_rate']:.1%} | {it['test_win_rate']:.1%} | "
+                f"{it['solved_tasks']} ({_levels(it['solved_by_difficulty'])}) | {composition['expert_successes']} | "
+                f"{composition['from_initial_states']} | {composition['from_recovery_states']} | {starts} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def _levels(counts: dict[str, int]) -> str:
+    return ", ".join(f"{level} {n}" for level, n in counts.items())
+
+
+def write_results(run: Run) -> dict[str, Any]:
+    results = collect_results(run)
+    write_json(run.dir / "results.json", results)
+    atomic_write_text(run.dir / "results.md", markdown(results))
+    return results

@@ -1,0 +1,315 @@
+"""A run: expert data -> behaviour cloning -> RFT / EEF iterations -> evaluation, in one directory.
+
+Every stage writes its output all at once (or, for rollouts, in whole chunks) and is skipped when
+its output exists, so a run killed at any moment continues with ``eef run --resume DIR`` without
+losing or duplicating anything. Layout::
+
+    config.yaml                 the resolved config
+    experts/<name>.jsonl        expert trajectories on the training tasks (+ .summary.json)
+    experts/<name>-test.json    the expert's own test results (the table's "expert" row)
+    base/                       pi_0 (the tiny model is built here from the expert data's text)
+    sft/checkpoint/             pi_1 = SFT(pi_0, E+), shared by every method
+    sft/eval-{dev,test}/        trajectories.jsonl + results.json
+    <method>/iter-<i>/          rollouts.jsonl, train.jsonl, build.json, checkpoint/, eval-{dev,test}/
+    metrics.jsonl               one line per finished stage
+    results.json, results.md    the comparison
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from eef import console
+from eef.config import MethodConfig, RunConfig
+from eef.envs.base import Suite
+from eef.envs.registry import get_suite
+from eef.errors import UserError
+from eef.evaluate import evaluate, save_evaluation
+from eef.experts.collect import collect_to_file
+from eef.methods.exploration import (
+    build_training_set,
+    exploration_starts,
+    restart_position_rates,
+    rollout_seed,
+)
+from eef.methods.solutions import PositiveRepository
+from eef.metrics import MetricsLog
+from eef.policy.engine import HFGenerator, SamplingSettings
+from eef.policy.models import Policy, load_policy, save_policy, training_dtype
+from eef.rollout import RolloutEngine, RolloutSettings
+from eef.storage import append_jsonl, atomic_write_text, read_json, read_jsonl, write_json, write_jsonl
+from eef.training.sft import SFTSettings, train_sft
+from eef.types import Task, Trajectory
+
+
+@dataclass
+class Split:
+    train: list[Task]
+    dev: list[Task]
+    test: list[Task]
+
+
+class Run:
+    def __init__(self, directory: Path, config: RunConfig):
+        self.dir = Path(directory)
+        self.config = config
+        self.suite: Suite = get_suite(config.env.name, **config.env.options)
+        env = config.env
+        self.tasks = Split(
+            train=self.suite.tasks("train")[: env.train_tasks],
+            dev=self.suite.tasks("dev")[: env.dev_tasks],
+            test=self.suite.tasks("test")[: env.test_tasks],
+        )
+        self.metrics = MetricsLog(self.dir / "metrics.jsonl")
+
+    # ---- creating and resuming -------------------------------------------------------------
+
+    @classmethod
+    def create(cls, directory: Path, config: RunConfig) -> Run:
+        directory = Path(directory)
+        if (directory / "config.yaml").exists():
+            raise UserError(f"{directory} already holds a run: continue it with `eef run --resume {directory}`")
+        run = cls(directory, config)
+        atomic_write_text(directory / "config.yaml", yaml.safe_dump(config.model_dump(), sort_keys=False))
+        return run
+
+    @classmethod
+    def resume(cls, directory: Path) -> Run:
+        path = Path(directory) / "config.yaml"
+        if not path.is_file():
+            raise UserError(f"{directory}: not a run directory (no config.yaml); start one with `eef run`")
+        return cls(directory, RunConfig.model_validate(yaml.safe_load(path.read_text())))
+
+    # ---- the whole run ---------------------------------------------------------------------
+
+    def execute(self) -> dict[str, Any]:
+        experts = {name: self._expert_data(name) for name in self.config.experts}
+        primary = experts[self.config.experts[0]]
+        expert_successes = [t for t in primary if t.success]
+        base = self._base_model(experts)
+        sft_checkpoint = self._sft("sft", base, expert_successes)
+        self._evaluate_checkpoint("sft", sft_checkpoint)
+        for method in self.config.methods:
+            if method.kind == "sft":
+                continue
+            failures = [
+                t for name in (method.experts or self.config.experts[:1]) for t in experts[name] if not t.success
+            ]
+            self._iterate(method, base, sft_checkpoint, expert_successes, failures)
+        from eef.results import write_results
+
+        return write_results(self)
+
+    # ---- stages ----------------------------------------------------------------------------
+
+    def _expert_data(self, name: str) -> list[Trajectory]:
+        path = self.dir / "experts" / f"{name}.jsonl"
+        if not path.is_file():
+            started = time.perf_counter()
+            collect_to_file(
+                env_name=self.config.env.name,
+                expert_spec=name,
+                split="train",
+                out=path,
+                seed=self.config.seed,
+                limit=self.config.env.train_tasks,
+            )
+            self.metrics.log(f"expert/{name}", stage="expert", expert=name, wall_time_s=time.perf_counter() - started)
+        test_path = self.dir / "experts" / f"{name}-test.json"
+        if not test_path.is_file():
+            out = self.dir / "experts" / f"{name}-test.jsonl"
+            report = collect_to_file(
+                env_name=self.config.env.name,
+                expert_spec=name,
+                split="test",
+                out=out,
+                seed=self.config.seed,
+                limit=self.config.env.test_tasks,
+            )
+            write_json(test_path, report)
+        return read_jsonl(path, Trajectory)
+
+    def _base_model(self, experts: dict[str, list[Trajectory]]) -> str:
+        """pi_0: a model spec or folder every SFT starts from. The tiny model is built once, here,
+        with a tokenizer trained on the environment's text, so every method shares it."""
+        if self.config.model.name != "tiny":
+            return self.config.model.name
+        folder = self.dir / "base"
+        if not (folder / "config.json").is_file():
+            texts = [self.suite.instruction] + [m.content for ts in experts.values() for t in ts for m in t.messages]
+            policy = load_policy("tiny", tokenizer_texts=texts, seed=self.config.seed, device="cpu")
+            save_policy(policy, folder)
+        return str(folder)
+
+    def _sft_settings(self) -> SFTSettings:
+        return self.config.sft.model_copy(update={"seed": self.config.seed})
+
+    def _sft(self, key: str, start_from: str, data: list[Trajectory]) -> Path:
+        checkpoint = self.dir / key / "checkpoint"
+        if not (checkpoint / "config.json").is_file():
+            policy = load_policy(start_from, dtype=training_dtype(self.config.model.dtype), seed=self.config.seed)
+            result = train_sft(policy, data, self._sft_settings(), checkpoint)
+            self.metrics.log(
+                f"{key}/train",
+                stage="train",
+                examples=result.examples,
+                steps=result.steps,
+                final_loss=result.final_loss,
+                loss_tokens=result.loss_tokens,
+                total_tokens=result.total_tokens,
+                wall_time_s=result.wall_seconds,
+            )
+        return checkpoint
+
+    def _generator(self, checkpoint: Path) -> HFGenerator:
+        policy: Policy = load_policy(str(checkpoint), dtype=self.config.model.dtype)
+        return HFGenerator(policy.model, policy.tokenizer)
+
+    def _rollout_settings(self, sampling: Any) -> RolloutSettings:
+        rollout = self.config.rollout
+        return RolloutSettings(
+            sampling=SamplingSettings(**sampling.model_dump()),
+            max_context_tokens=rollout.max_context_tokens,
+            max_invalid_actions=rollout.max_invalid_actions,
+            batch_size=rollout.batch_size,
+        )
+
+    def _evaluate_checkpoint(self, key: str, checkpoint: Path) -> None:
+        generator = None
+        for split, tasks in (("dev", self.tasks.dev), ("test", self.tasks.test)):
+            directory = self.dir / key / f"eval-{split}"
+            if (directory / "results.json").is_file():
+                continue
+            generator = generator or self._generator(checkpoint)
+            evaluation = evaluate(
+                generator,
+                self.suite,
+                split,
+                self._rollout_settings(self.config.rollout.evaluate),
+                origin=f"policy:{key}",
+                seed=self.config.seed,
+                limit=len(tasks),
+            )
+            save_evaluation(evaluation, directory, {"checkpoint": str(checkpoint), "split": split})
+            self.metrics.log(
+                f"{key}/eval-{split}",
+                stage="eval",
+                split=split,
+                win_rate=evaluation.summary.overall.win_rate,
+                mean_reward=evaluation.summary.overall.mean_reward,
+                generated_tokens=evaluation.generated_tokens,
+                wall_time_s=evaluation.wall_time_s,
+            )
+
+    def _iterate(
+        self,
+        method: MethodConfig,
+        base: str,
+        sft_checkpoint: Path,
+        expert_successes: list[Trajectory],
+        failures: list[Trajectory],
+    ) -> None:
+        repository = PositiveRepository()
+        checkpoint = sft_checkpoint
+        for iteration in range(1, self.config.iterations + 1):
+            key = f"{method.name}/iter-{iteration}"
+            folder = self.dir / key
+            rollouts = self._explore(method, iteration, checkpoint, failures)
+            repository.add(rollouts)
+            if not (folder / "build.json").is_file():
+                training = build_training_set(
+                    method,
+                    self.tasks.train,
+                    expert_successes,
+                    failures,
+                    repository,
+                    seed=rollout_seed(self.config.seed, method.name, iteration, -1),
+                )
+                write_jsonl(folder / "train.jsonl", training.trajectories)
+                by_level = {t.task_id: t.difficulty for t in self.tasks.train}
+                solved_by_level: dict[str, int] = {}
+                for task_id in training.solved_tasks:
+                    level = by_level.get(task_id, "-")
+                    solved_by_level[level] = solved_by_level.get(level, 0) + 1
+                write_json(
+                    folder / "build.json",
+                    {
+                        "composition": training.composition,
+                        "important_states": training.important_states,
+                        "solved_tasks": len(training.solved_tasks),
+                        "solved_by_difficulty": solved_by_level,
+                        "repository_size": len(repository),
+                        "success_by_start": restart_position_rates(rollouts, failures, method.m),
+                    },
+                )
+            training_data = read_jsonl(folder / "train.jsonl", Trajectory)
+            start_from = base if method.retrain_from_base else str(checkpoint)
+            checkpoint = self._sft(key, start_from, training_data)
+            self._evaluate_checkpoint(key, checkpoint)
+
+    def _explore(self, method: MethodConfig, iteration: int, checkpoint: Path, failures: list[Trajectory]):
+        """This iteration's rollouts, run in fixed chunks appended whole to ``rollouts.jsonl``: on
+        resume, complete chunks are kept, a torn one is dropped and rerun with the same seed."""
+        folder = self.dir / method.name / f"iter-{iteration}"
+        path = folder / "rollouts.jsonl"
+        done_marker = folder / "rollouts.done.json"
+        starts = exploration_starts(method, self.tasks.train, failures)
+        size = self.config.rollout.batch_size
+        chunks = [starts[i : i + size] for i in range(0, len(starts), size)]
+        if done_marker.is_file():
+            return read_jsonl(path, Trajectory)
+
+        kept = read_jsonl(path, Trajectory, drop_torn_tail=True) if path.is_file() else []
+        by_chunk: dict[int, list[Trajectory]] = {}
+        for trajectory in kept:
+            by_chunk.setdefault(trajectory.meta["chunk"], []).append(trajectory)
+        complete = {c for c, members in by_chunk.items() if len(members) == len(chunks[c])}
+        rollouts = [t for t in kept if t.meta["chunk"] in complete]
+        if len(rollouts) != len(kept) or (path.is_file() and not path.read_bytes().endswith(b"\n")):
+            write_jsonl(path, rollouts)
+
+        remaining = [c for c in range(len(chunks)) if c not in complete]
+        started = time.perf_counter()
+        if remaining:
+            engine = RolloutEngine(
+                self.suite,
+                self._generator(checkpoint),
+                self._rollout_settings(self.config.rollout.explore),
+                origin=f"policy:{method.name}/iter-{iteration - 1}",
+            )
+            total = sum(len(chunks[c]) for c in remaining)
+            with console.progress_bar(f"explore {method.name} iter {iteration}", total) as advance:
+                for index in remaining:
+                    produced = engine.run(
+                        chunks[index],
+                        seed=rollout_seed(self.config.seed, method.name, iteration, index),
+                        on_done=lambda t: advance(""),
+                    )
+                    produced = [t.model_copy(update={"meta": {**t.meta, "chunk": index}}) for t in produced]
+                    append_jsonl(path, produced)
+                    rollouts.extend(produced)
+        rollouts.sort(key=lambda t: t.meta["chunk"])  # stable: starts' order within a chunk
+        write_json(done_marker, {"rollouts": len(rollouts)})
+        self.metrics.log(
+            f"{method.name}/iter-{iteration}/explore",
+            stage="explore",
+            method=method.name,
+            iteration=iteration,
+            rollouts=len(rollouts),
+            successes=sum(t.success for t in rollouts),
+            generated_tokens=sum(t.generated_tokens for t in rollouts),
+            prompt_tokens=sum(t.prompt_tokens for t in rollouts),
+            # Replaying an expert prefix costs environment steps too.
+            env_steps=sum(t.num_actions for t in rollouts),
+            wall_time_s=time.perf_counter() - started,
+        )
+        return rollouts
+
+
+def load_results(directory: Path) -> dict[str, Any]:
+    return read_json(Path(directory) / "results.json")

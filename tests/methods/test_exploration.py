@@ -1,0 +1,64 @@
+"""Which episodes a method explores and which data it trains on, on hand-made trajectories."""
+
+from eef.config import MethodConfig
+from eef.methods.exploration import build_training_set, exploration_starts, restart_position_rates
+from eef.methods.solutions import PositiveRepository
+from eef.types import Task
+from tests.methods.test_solutions import _expert_failure, _success
+
+TASKS = [Task(env="shop", task_id=f"t{i}", split="train", instruction="buy", difficulty="easy") for i in (1, 2)]
+
+
+def test_rft_explores_k_times_from_initial_states_only():
+    starts = exploration_starts(MethodConfig(name="rft", kind="rft", k=3), TASKS, [_expert_failure()])
+    assert [(s.task.task_id, s.source, s.sample) for s in starts] == [
+        (task, None, k) for task in ("t1", "t2") for k in range(3)
+    ]
+
+
+def test_eef_adds_one_rollout_per_restart_point():
+    failure = _expert_failure(12)
+    starts = exploration_starts(MethodConfig(name="eef", kind="eef", m=5), TASKS, [failure])
+    restarts = [(s.task.task_id, s.action_index) for s in starts if s.source is not None]
+    assert restarts == [("t1", 2), ("t1", 4), ("t1", 6), ("t1", 8), ("t1", 10)]
+    assert len(starts) == 2 + 5
+
+
+def _repository():
+    repo = PositiveRepository()
+    repo.add([_success(0, 4), _success(4, 1)])  # s0 solved, s2 not -> recovery state s2, solved via s4
+    return repo
+
+
+def test_eef_training_set_has_expert_successes_and_both_kinds_of_solutions():
+    expert_success = _success(0, 3).model_copy(update={"id": "expert:x/t2", "task_id": "t2"})
+    method = MethodConfig(name="eef", kind="eef", m=5)
+    built = build_training_set(method, TASKS, [expert_success], [_expert_failure()], _repository(), seed=0)
+    assert built.composition == {"expert_successes": 1, "from_initial_states": 1, "from_recovery_states": 1}
+    # solved: s0, s4; unsolved: s2, s6, s8, s10 -> recovery states s2 (solved via s4) and s6 (no solution)
+    assert built.important_states == {
+        "initial": 2,
+        "recovery": 2,
+        "initial_with_solution": 1,
+        "recovery_with_solution": 1,
+    }
+    assert built.solved_tasks == ["t1", "t2"]
+    recovery = next(t for t in built.trajectories if t.meta.get("important_state") == "recovery")
+    assert not all(m.loss for m in recovery.messages if m.role == "assistant")
+
+
+def test_ablations_change_the_data():
+    failures, repo = [_expert_failure()], _repository()
+    no_recovery = MethodConfig(name="a", kind="eef", recovery_states=False)
+    assert build_training_set(no_recovery, TASKS, [], failures, repo, 0).composition["from_recovery_states"] == 0
+    unmasked = build_training_set(MethodConfig(name="b", kind="eef", mask_harmful=False), TASKS, [], failures, repo, 0)
+    assert all(m.loss for t in unmasked.trajectories for m in t.messages if m.role == "assistant")
+    rft = build_training_set(MethodConfig(name="c", kind="rft"), TASKS, [], failures, repo, 0)
+    assert rft.composition == {"expert_successes": 0, "from_initial_states": 1, "from_recovery_states": 0}
+
+
+def test_success_rate_by_restart_position():
+    failure = _expert_failure(12)
+    rollouts = [_success(0, 3), _success(4, 1), _expert_failure().model_copy(update={"id": "x", "success": False})]
+    rates = restart_position_rates(rollouts, [failure], m=5)
+    assert rates == {"s0": 0.5, "s2": 1.0}

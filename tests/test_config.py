@@ -1,0 +1,45 @@
+from pathlib import Path
+
+import pytest
+
+from eef.config import default_config_path, load_config
+from eef.errors import UserError
+
+
+def test_default_config_is_valid_and_names_every_method():
+    config = load_config(default_config_path(), [])
+    kinds = {m.name: m.kind for m in config.methods}
+    assert kinds == {"sft": "sft", "rft": "rft", "rft-x6": "rft", "eef": "eef", "eef-2experts": "eef"}
+    by_name = {m.name: m for m in config.methods}
+    assert by_name["rft-x6"].k == 1 + by_name["eef"].m  # the equal-budget baseline
+
+
+def test_overrides_reach_nested_keys_and_named_methods():
+    config = load_config(
+        default_config_path(), ["iterations=3", "sft.epochs=1", "methods.eef.m=3", "env.options={seed: 5}"]
+    )
+    assert config.iterations == 3 and config.sft.epochs == 1
+    assert next(m for m in config.methods if m.name == "eef").m == 3
+    assert config.env.options == {"seed": 5}
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("iterations: [1\n", "not valid YAML"),
+        ("- a\n", "YAML mapping"),
+        ("bogus: 1\n", "bogus"),
+        ("methods: [{name: a, kind: eef, experts: [gpt9]}]\n", "gpt9"),
+        ("methods: [{name: a, kind: rft}, {name: a, kind: eef}]\n", "unique"),
+    ],
+)
+def test_bad_configs_are_user_errors(tmp_path: Path, text: str, needle: str):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(UserError, match=needle):
+        load_config(path, [])
+
+
+def test_bad_override_index():
+    with pytest.raises(UserError, match="not an index"):
+        load_config(default_config_path(), ["methods.9.m=2"])
