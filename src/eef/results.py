@@ -35,7 +35,7 @@ def _row(name: str, test: dict[str, Any], **extra: Any) -> dict[str, Any]:
 def collect_results(run: Run) -> dict[str, Any]:
     rows = []
     for expert in run.config.experts:
-        report = read_json(run.dir / "experts" / f"{expert}-test.json")
+        report = read_json(run.dir / "experts" / f"{expert}-test.summary.json")
         rows.append(_row(f"expert ({expert})", report["summary"], kind="expert"))
     rows.append(_row("sft", _eval(run.dir / "sft", "test"), kind="sft", iteration=0))
 

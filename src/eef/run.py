@@ -5,8 +5,8 @@ its output exists, so a run killed at any moment continues with ``eef run --resu
 losing or duplicating anything. Layout::
 
     config.yaml                 the resolved config
-    experts/<name>.jsonl        expert trajectories on the training tasks (+ .summary.json)
-    experts/<name>-test.json    the expert's own test results (the table's "expert" row)
+    experts/<name>-train.jsonl  expert trajectories on the training tasks (+ .summary.json)
+    experts/<name>-test.jsonl   the expert on the test tasks: the table's "expert" rows (+ .summary.json)
     base/                       pi_0 (the tiny model is built here from the expert data's text)
     sft/checkpoint/             pi_1 = SFT(pi_0, E+), shared by every method
     sft/eval-{dev,test}/        trajectories.jsonl + results.json
@@ -108,31 +108,23 @@ class Run:
     # ---- stages ----------------------------------------------------------------------------
 
     def _expert_data(self, name: str) -> list[Trajectory]:
-        path = self.dir / "experts" / f"{name}.jsonl"
-        if not path.is_file():
-            started = time.perf_counter()
-            collect_to_file(
-                env_name=self.config.env.name,
-                expert_spec=name,
-                split="train",
-                out=path,
-                seed=self.config.seed,
-                limit=self.config.env.train_tasks,
-            )
-            self.metrics.log(f"expert/{name}", stage="expert", expert=name, wall_time_s=time.perf_counter() - started)
-        test_path = self.dir / "experts" / f"{name}-test.json"
-        if not test_path.is_file():
-            out = self.dir / "experts" / f"{name}-test.jsonl"
-            report = collect_to_file(
-                env_name=self.config.env.name,
-                expert_spec=name,
-                split="test",
-                out=out,
-                seed=self.config.seed,
-                limit=self.config.env.test_tasks,
-            )
-            write_json(test_path, report)
-        return read_jsonl(path, Trajectory)
+        """The expert's trajectories on the training tasks; its run on the test tasks is the table's expert row."""
+        env = self.config.env
+        for split, limit in (("train", env.train_tasks), ("test", env.test_tasks)):
+            out = self.dir / "experts" / f"{name}-{split}.jsonl"
+            if not out.with_suffix(".summary.json").is_file():  # written last: the stage's done marker
+                report = collect_to_file(
+                    env_name=env.name, expert_spec=name, split=split, out=out, seed=self.config.seed, limit=limit
+                )
+                self.metrics.log(
+                    f"expert/{name}/{split}",
+                    stage="expert",
+                    expert=name,
+                    split=split,
+                    episodes=report["summary"]["overall"]["episodes"],
+                    wall_time_s=report["wall_time_s"],
+                )
+        return read_jsonl(self.dir / "experts" / f"{name}-train.jsonl", Trajectory)
 
     def _base_model(self, experts: dict[str, list[Trajectory]]) -> str:
         """pi_0: a model spec or folder every SFT starts from. The tiny model is built once, here,
