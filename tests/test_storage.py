@@ -100,3 +100,12 @@ def test_atomic_write_leaves_old_file_when_serialisation_fails(tmp_path: Path):
         write_jsonl(path, [Exploding(**_trajectory(1).model_dump())])
     assert [t.id for t in read_trajectories(path)] == ["t0"]
     assert [p.name for p in tmp_path.iterdir()] == ["data.jsonl"]
+
+
+def test_unknown_speaker_names_the_file_speakers(tmp_path: Path):
+    path = tmp_path / "bad.jsonl"
+    record = _trajectory(0).model_dump(mode="json", by_alias=True)
+    record["conversations"][1]["from"] = "robot"
+    path.write_text(json.dumps(record) + "\n")
+    with pytest.raises(UserError, match=r"bad\.jsonl:1: .*conversations\.1\.from: .*system, human or gpt, got 'robot'"):
+        read_trajectories(path)

@@ -43,7 +43,10 @@ class Message(BaseModel):
     @field_validator("role", mode="before")
     @classmethod
     def _speaker_to_role(cls, value: object) -> object:
-        return _ROLE_FROM_SPEAKER.get(value, value) if isinstance(value, str) else value
+        if not isinstance(value, str) or value not in _ROLE_FROM_SPEAKER:
+            # Name the on-disk speakers: a user fixing a file sees those, not our internal roles.
+            raise ValueError(f"a turn's 'from' must be system, human or gpt, got {value!r}")
+        return _ROLE_FROM_SPEAKER[value]
 
     @field_validator("loss", mode="before")
     @classmethod
