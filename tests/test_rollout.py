@@ -7,6 +7,7 @@ from eef.experts.collect import collect
 from eef.experts.registry import make_expert
 from eef.policy.engine import HFGenerator, SamplingSettings
 from eef.policy.models import load_policy
+from eef.policy.tiny import environment_text
 from eef.rollout import EpisodeStart, RolloutEngine, RolloutSettings
 from eef.training.sft import SFTSettings, train_sft
 
@@ -24,7 +25,7 @@ def expert_data(shop):
 @pytest.fixture(scope="module")
 def generator(shop, expert_data, tmp_path_factory):
     """A tiny model with one short round of behaviour cloning: it emits real actions, some valid, some not."""
-    texts = [shop.instruction] + [m.content for t in expert_data for m in t.messages]
+    texts = environment_text(shop.instruction, expert_data)
     policy = load_policy("tiny", tokenizer_texts=texts, seed=0)
     settings = SFTSettings(epochs=1, learning_rate=2e-3, batch_size=8, max_length=1024, seed=0)
     train_sft(policy, [t for t in expert_data if t.success], settings, tmp_path_factory.mktemp("ckpt") / "model")
@@ -68,7 +69,7 @@ def test_sampling_is_reproducible_from_the_seed(shop, generator):
 
 def test_unparsable_turns_end_in_invalid_limit(shop, expert_data):
     """An untrained model rarely names an action: its episodes end on the invalid-action limit, never crash."""
-    texts = [shop.instruction] + [m.content for t in expert_data for m in t.messages]
+    texts = environment_text(shop.instruction, expert_data)
     policy = load_policy("tiny", tokenizer_texts=texts, seed=1)
     engine = _engine(shop, HFGenerator(policy.model, policy.tokenizer), batch_size=4)
     trajectories = engine.run([EpisodeStart(task) for task in shop.tasks("dev")[:4]], seed=0)

@@ -109,3 +109,20 @@ def test_unknown_speaker_names_the_file_speakers(tmp_path: Path):
     path.write_text(json.dumps(record) + "\n")
     with pytest.raises(UserError, match=r"bad\.jsonl:1: .*conversations\.1\.from: .*system, human or gpt, got 'robot'"):
         read_trajectories(path)
+
+
+def test_metrics_log_never_repeats_a_key_and_survives_a_torn_line(tmp_path: Path):
+    from eef.metrics import MetricsLog
+
+    path = tmp_path / "metrics.jsonl"
+    log = MetricsLog(path)
+    log.log("sft/train", steps=3)
+    log.log("sft/train", steps=4)
+    with open(path, "a") as handle:
+        handle.write('{"key": "rft/ex')  # a kill in the middle of a line
+    resumed = MetricsLog(path)
+    resumed.log("rft/explore", rollouts=2)
+    assert [(r["key"], r.get("steps", r.get("rollouts"))) for r in resumed.records()] == [
+        ("sft/train", 3),
+        ("rft/explore", 2),
+    ]

@@ -13,6 +13,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     from eef.envs.registry import get_suite
     from eef.policy.lora import LoraSettings
     from eef.policy.models import load_policy, training_dtype
+    from eef.policy.tiny import environment_text
     from eef.storage import read_trajectories
     from eef.training.sft import SFTSettings, train_sft
 
@@ -23,7 +24,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         raise UserError(f"{args.data}: no trajectories to train on{' (no successes)' if args.successes_only else ''}")
     texts = None
     if args.model == "tiny":
-        texts = [get_suite(args.env).instruction] + [m.content for t in data for m in t.messages]
+        texts = environment_text(get_suite(args.env).instruction, data)
     policy = load_policy(args.model, tokenizer_texts=texts, dtype=training_dtype(args.dtype), seed=args.seed)
     settings = SFTSettings(
         epochs=args.epochs,

@@ -7,6 +7,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from eef.storage import ends_with_newline
+
 
 class MetricsLog:
     def __init__(self, path: Path):
@@ -29,7 +31,7 @@ class MetricsLog:
         if key in self._keys:
             return
         line = json.dumps({"key": key, "time": round(time.time(), 3), **data}, ensure_ascii=False)
-        torn = self.path.is_file() and self.path.stat().st_size and not self.path.read_bytes().endswith(b"\n")
+        torn = not ends_with_newline(self.path)
         with open(self.path, "a", encoding="utf-8") as handle:
             handle.write(("\n" if torn else "") + line + "\n")
         self._keys.add(key)

@@ -18,6 +18,7 @@ losing or duplicating anything. Layout::
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,8 +42,9 @@ from eef.methods.solutions import PositiveRepository
 from eef.metrics import MetricsLog
 from eef.policy.engine import HFGenerator, SamplingSettings
 from eef.policy.models import Policy, load_policy, save_policy, training_dtype
+from eef.policy.tiny import environment_text
 from eef.rollout import RolloutEngine, RolloutSettings
-from eef.storage import append_jsonl, atomic_write_text, read_json, read_jsonl, write_json, write_jsonl
+from eef.storage import append_jsonl, atomic_write_text, ends_with_newline, read_jsonl, write_json, write_jsonl
 from eef.training.sft import SFTSettings, train_sft
 from eef.types import Task, Trajectory
 
@@ -133,7 +135,7 @@ class Run:
             return self.config.model.name
         folder = self.dir / "base"
         if not (folder / "config.json").is_file():
-            texts = [self.suite.instruction] + [m.content for ts in experts.values() for t in ts for m in t.messages]
+            texts = environment_text(self.suite.instruction, [t for ts in experts.values() for t in ts])
             policy = load_policy("tiny", tokenizer_texts=texts, seed=self.config.seed, device="cpu")
             save_policy(policy, folder)
         return str(folder)
@@ -224,17 +226,14 @@ class Run:
                 )
                 write_jsonl(folder / "train.jsonl", training.trajectories)
                 by_level = {t.task_id: t.difficulty for t in self.tasks.train}
-                solved_by_level: dict[str, int] = {}
-                for task_id in training.solved_tasks:
-                    level = by_level.get(task_id, "-")
-                    solved_by_level[level] = solved_by_level.get(level, 0) + 1
+                solved_by_level = Counter(by_level.get(task_id, "-") for task_id in training.solved_tasks)
                 write_json(
                     folder / "build.json",
                     {
                         "composition": training.composition,
                         "important_states": training.important_states,
                         "solved_tasks": len(training.solved_tasks),
-                        "solved_by_difficulty": solved_by_level,
+                        "solved_by_difficulty": dict(solved_by_level),
                         "repository_size": len(repository),
                         "success_by_start": restart_position_rates(rollouts, failures, method.m),
                     },
@@ -262,7 +261,7 @@ class Run:
             by_chunk.setdefault(trajectory.meta["chunk"], []).append(trajectory)
         complete = {c for c, members in by_chunk.items() if len(members) == len(chunks[c])}
         rollouts = [t for t in kept if t.meta["chunk"] in complete]
-        if len(rollouts) != len(kept) or (path.is_file() and not path.read_bytes().endswith(b"\n")):
+        if len(rollouts) != len(kept) or not ends_with_newline(path):
             write_jsonl(path, rollouts)
 
         remaining = [c for c in range(len(chunks)) if c not in complete]
@@ -301,7 +300,3 @@ class Run:
             wall_time_s=time.perf_counter() - started,
         )
         return rollouts
-
-
-def load_results(directory: Path) -> dict[str, Any]:
-    return read_json(Path(directory) / "results.json")

@@ -58,6 +58,16 @@ def write_jsonl(path: Path, records: Iterable[BaseModel]) -> int:
     return len(lines)
 
 
+def ends_with_newline(path: Path) -> bool:
+    """False when the file's last line is torn (no final newline); a missing or empty file is whole."""
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0:
+        return True
+    with open(path, "rb") as handle:
+        handle.seek(-1, os.SEEK_END)
+        return handle.read(1) == b"\n"
+
+
 def append_jsonl(path: Path, records: Iterable[BaseModel]) -> None:
     """Append whole lines and fsync. A kill mid-write can leave at most one torn last
     line, which :func:`read_jsonl` with ``drop_torn_tail=True`` discards on resume."""

@@ -10,6 +10,8 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
+from eef.types import Trajectory
+
 PAD = "<|pad|>"
 END_OF_TURN = "<|end|>"
 ROLE_TOKENS = ("<|system|>", "<|user|>", "<|assistant|>")
@@ -21,6 +23,11 @@ CHAT_TEMPLATE = (
     "{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|assistant|>\\n' }}{% endif %}"
 )
+
+
+def environment_text(instruction: str, trajectories: Iterable[Trajectory]) -> list[str]:
+    """What the tiny tokenizer learns from: the environment's instruction and every turn of its trajectories."""
+    return [instruction] + [m.content for t in trajectories for m in t.messages]
 
 
 def build_tiny_tokenizer(texts: Iterable[str], vocab_size: int = 2048) -> PreTrainedTokenizerFast:
