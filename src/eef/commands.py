@@ -22,10 +22,15 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         data = [t for t in data if t.success]
     if not data:
         raise UserError(f"{args.data}: no trajectories to train on{' (no successes)' if args.successes_only else ''}")
-    texts = None
-    if args.model == "tiny":
-        texts = environment_text(get_suite(args.env).instruction, data)
-    policy = load_policy(args.model, tokenizer_texts=texts, dtype=training_dtype(args.dtype), seed=args.seed)
+    suite = get_suite(args.env)
+    texts = environment_text(suite.instruction, data) if args.model == "tiny" else None
+    policy = load_policy(
+        args.model,
+        tokenizer_texts=texts,
+        tokenizer_terms=suite.atomic_terms(),
+        dtype=training_dtype(args.dtype),
+        seed=args.seed,
+    )
     settings = SFTSettings(
         epochs=args.epochs,
         learning_rate=args.learning_rate or (2e-3 if args.model == "tiny" else 2e-5),
@@ -62,7 +67,7 @@ def evaluate_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
     suite = get_suite(args.env)
     suite.tasks(args.split)  # an unknown split fails here, before a model is loaded
     texts = [suite.instruction] if args.model == "tiny" else None
-    policy = load_policy(args.model, tokenizer_texts=texts, seed=args.seed)
+    policy = load_policy(args.model, tokenizer_texts=texts, tokenizer_terms=suite.atomic_terms(), seed=args.seed)
     settings = RolloutSettings(
         sampling=SamplingSettings(temperature=args.temperature, max_new_tokens=args.max_new_tokens),
         batch_size=args.batch_size,

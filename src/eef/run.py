@@ -136,7 +136,13 @@ class Run:
         folder = self.dir / "base"
         if not (folder / "config.json").is_file():
             texts = environment_text(self.suite.instruction, [t for ts in experts.values() for t in ts])
-            policy = load_policy("tiny", tokenizer_texts=texts, seed=self.config.seed, device="cpu")
+            policy = load_policy(
+                "tiny",
+                tokenizer_texts=texts,
+                tokenizer_terms=self.suite.atomic_terms(),
+                seed=self.config.seed,
+                device="cpu",
+            )
             save_policy(policy, folder)
         return str(folder)
 

@@ -55,8 +55,18 @@ def test_tiny_model_is_seeded():
 
 def test_tiny_default_size():
     policy = load_policy("tiny", tokenizer_texts=TEXTS)
-    assert 2_000_000 < sum(p.numel() for p in policy.model.parameters()) < 4_000_000
+    embeddings = policy.model.get_input_embeddings().weight.numel()  # tied with the output projection
+    assert 300_000 < sum(p.numel() for p in policy.model.parameters()) - embeddings < 600_000
     assert policy.model.dtype == torch.float32  # no GPU here
+
+
+def test_atomic_terms_are_single_tokens_wherever_they_occur():
+    tokenizer = build_tiny_tokenizer(TEXTS, atomic_terms=["B0X9K2LQ7Z"])
+    term = tokenizer.convert_tokens_to_ids("B0X9K2LQ7Z")
+    for text in ("click[B0X9K2LQ7Z]", "Page 1 [SEP] B0X9K2LQ7Z [SEP] Shampoo", "B0X9K2LQ7Z fits"):
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        assert ids.count(term) == 1
+        assert tokenizer.decode(ids) == text
 
 
 def test_tiny_needs_texts():

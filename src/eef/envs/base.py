@@ -60,6 +60,10 @@ class Suite(ABC):
     def is_success(self, reward: float) -> bool:
         return reward >= 1.0
 
+    def atomic_terms(self) -> list[str]:
+        """Strings a tokenizer built for this environment should keep whole (e.g. product ids)."""
+        return []
+
     def difficulty_levels(self) -> list[str]:
         """Difficulty levels from easiest to hardest (for ordering tables)."""
         return []

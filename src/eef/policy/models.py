@@ -47,12 +47,14 @@ def load_policy(
     spec: str,
     *,
     tokenizer_texts: Iterable[str] | None = None,
+    tokenizer_terms: Iterable[str] = (),
     dtype: str = "auto",
     lora: LoraSettings | None = None,
     seed: int = 0,
     device: str = "auto",
 ) -> Policy:
-    """``spec``: ``tiny`` (built from ``tokenizer_texts``, initialised from ``seed``), ``smollm2-135m``,
+    """``spec``: ``tiny`` (built from ``tokenizer_texts`` with ``tokenizer_terms`` as single tokens,
+    initialised from ``seed``), ``smollm2-135m``,
     or a local Hugging Face folder (checkpoints written by :func:`save_policy` included) or hub id.
 
     ``lora`` wraps the model in fresh LoRA adapters. ``device`` ``auto``: the GPU when there is one.
@@ -61,7 +63,7 @@ def load_policy(
     if spec == "tiny":
         if tokenizer_texts is None:
             raise UserError("the tiny model builds its tokenizer from the environment's text: pass tokenizer_texts")
-        tokenizer = build_tiny_tokenizer(tokenizer_texts)
+        tokenizer = build_tiny_tokenizer(tokenizer_texts, tokenizer_terms)
         model = build_tiny_model(tokenizer, seed=seed).to(torch_dtype)
     else:
         source = str(smollm2_folder()) if spec == "smollm2-135m" else spec

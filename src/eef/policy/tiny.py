@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from eef.types import Trajectory
@@ -30,10 +30,14 @@ def environment_text(instruction: str, trajectories: Iterable[Trajectory]) -> li
     return [instruction] + [m.content for t in trajectories for m in t.messages]
 
 
-def build_tiny_tokenizer(texts: Iterable[str], vocab_size: int = 2048) -> PreTrainedTokenizerFast:
+def build_tiny_tokenizer(
+    texts: Iterable[str], atomic_terms: Iterable[str] = (), vocab_size: int = 2048
+) -> PreTrainedTokenizerFast:
     """A byte-level BPE trained on ``texts`` (deterministic for the same texts in the same order).
 
     Every byte is in the initial alphabet, so any text round-trips, seen in training or not.
+    ``atomic_terms`` (e.g. the shop's product ids) become one token each, wherever they occur: a small
+    model copies one token from its context far sooner than the 5-7 BPE pieces of a random id.
     ``END_OF_TURN`` is the eos token: generation stops at the end of the agent's turn.
     """
     specials = [PAD, END_OF_TURN, *ROLE_TOKENS]
@@ -53,19 +57,20 @@ def build_tiny_tokenizer(texts: Iterable[str], vocab_size: int = 2048) -> PreTra
         pad_token=PAD,
         additional_special_tokens=list(ROLE_TOKENS),
     )
+    tokenizer.add_tokens([AddedToken(term, normalized=False) for term in sorted(set(atomic_terms))])
     tokenizer.chat_template = CHAT_TEMPLATE
     return tokenizer
 
 
 @dataclass(frozen=True)
 class TinySize:
-    """The default has ~3.1M parameters. Measured with the Trainer on 2 CPU cores, fp32, sequences of ~1,150
-    tokens: ~3,000 tokens/s at batch 4 (~2 min an epoch for 300 trajectories); batch 8 is slower (~1,700/s)."""
+    """The default has ~0.4M parameters besides its embeddings. On the shop's expert data it learned to
+    copy product ids in fewer steps than a 256-wide, 3-layer model (3.1M), at a quarter of the cost per step."""
 
-    hidden_size: int = 256
-    num_layers: int = 3
-    num_heads: int = 4
-    intermediate_size: int = 768
+    hidden_size: int = 128
+    num_layers: int = 2
+    num_heads: int = 2
+    intermediate_size: int = 384
     max_positions: int = 2048
 
 

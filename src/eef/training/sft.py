@@ -8,6 +8,7 @@ from contextlib import redirect_stdout
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from peft import PeftModel
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 from transformers import DataCollatorForSeq2Seq, Trainer, TrainerCallback, TrainingArguments
@@ -67,6 +68,24 @@ class _LogLastStep(TrainerCallback):
         return control
 
 
+class _LabelledPositionsTrainer(Trainer):
+    """Projects onto the vocabulary only where a label is. Agent turns are a small share of a
+    trajectory's tokens, and the vocabulary projection is a large share of a small model's compute
+    (half of the tiny model's with its product-id tokens), so this roughly halves its training time."""
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        targets = inputs["labels"][:, 1:]
+        labelled = targets != IGNORE_INDEX
+        decoder = model.get_decoder()
+        hidden = decoder(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).last_hidden_state
+        logits = model.get_output_embeddings()(hidden[:, :-1][labelled]).float()
+        loss = F.cross_entropy(logits, targets[labelled], reduction="sum")
+        # With gradient accumulation the Trainer passes the labelled-token count of all micro-batches of
+        # the step (and then does not divide by the accumulation steps itself): the mean is per token.
+        denominator = num_items_in_batch if num_items_in_batch is not None else labelled.sum()
+        return loss / denominator
+
+
 def train_sft(policy: Policy, trajectories: list[Trajectory], settings: SFTSettings, output_dir: Path) -> SFTResult:
     """Train ``policy.model`` in place on ``trajectories`` and save it to ``output_dir`` (written all at once).
 
@@ -90,7 +109,7 @@ def train_sft(policy: Policy, trajectories: list[Trajectory], settings: SFTSetti
             policy.model = apply_lora(policy.model, settings.lora)
 
     trainer_dir = output_dir.with_name(output_dir.name + ".trainer")
-    trainer = Trainer(
+    trainer = _LabelledPositionsTrainer(
         model=policy.model,
         args=_training_arguments(settings, trainer_dir),
         train_dataset=[{"input_ids": e.input_ids, "labels": e.labels} for e in usable],

@@ -199,6 +199,9 @@ class ShopSuite(Suite):
     def make(self) -> ShopEnvironment:
         return ShopEnvironment(self.world, self.max_steps)
 
+    def atomic_terms(self) -> list[str]:
+        return [product.asin for product in self.world.catalog.products]
+
     def difficulty_levels(self) -> list[str]:
         return list(DIFFICULTIES)
 
