@@ -43,3 +43,13 @@ def test_bad_configs_are_user_errors(tmp_path: Path, text: str, needle: str):
 def test_bad_override_index():
     with pytest.raises(UserError, match="not an index"):
         load_config(default_config_path(), ["methods.9.m=2"])
+
+
+def test_exploration_covers_the_first_training_tasks(tmp_path: Path):
+    from eef.run import Run
+
+    run = Run(tmp_path, load_config(None, ["env.train_tasks=50", "env.explore_tasks=10"]))
+    assert len(run.tasks.train) == 50
+    assert run.tasks.explore == run.tasks.train[:10]
+    everything = Run(tmp_path, load_config(None, ["env.train_tasks=50"]))
+    assert everything.tasks.explore == everything.tasks.train

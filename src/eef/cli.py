@@ -100,6 +100,16 @@ def _cmd_run(args: argparse.Namespace) -> None:
         console.results.print(markdown(results), markup=False, highlight=False)
 
 
+def _cmd_compare(args: argparse.Namespace) -> None:
+    from eef.compare import compare, markdown
+
+    comparison = compare([Path(d) for d in args.runs])
+    if args.json:
+        console.print_json(comparison)
+    else:
+        console.results.print(markdown(comparison), markup=False, highlight=False)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="eef", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -162,6 +172,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", default=None, metavar="DIR", help="continue the run in DIR where it stopped")
     run.add_argument("--json", action="store_true", help="print results.json instead of the table")
     run.set_defaults(handler=_cmd_run)
+
+    compare = commands.add_parser("compare", help="one table over several finished runs: mean and spread per method")
+    compare.add_argument("runs", nargs="+", metavar="RUN_DIR", help="finished run directories (e.g. several seeds)")
+    compare.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    compare.set_defaults(handler=_cmd_compare)
 
     stats = commands.add_parser("stats", help="win rate, reward and actions of a trajectories file, by difficulty")
     stats.add_argument("file", help="trajectories JSONL (ours, or ShareGPT-style with our fields)")

@@ -20,6 +20,8 @@ class EnvConfig(Strict):
     name: str = "shop"
     options: dict[str, Any] = Field(default_factory=dict)
     train_tasks: int | None = 300  # the first N tasks of each split (None: all)
+    # RFT and EEF explore the first N training tasks (None: all of train_tasks); the expert runs on all.
+    explore_tasks: int | None = None
     dev_tasks: int | None = 100
     test_tasks: int | None = 200
 
@@ -65,6 +67,8 @@ class RunConfig(Strict):
     model: ModelConfig = Field(default_factory=ModelConfig)
     experts: list[str] = Field(default_factory=lambda: ["scripted"], min_length=1)
     sft: SFTSettings = Field(default_factory=SFTSettings)  # its seed is replaced by the run's
+    # How RFT/EEF iterations train (None: as ``sft``); shorter when they continue from the SFT model.
+    iteration_sft: SFTSettings | None = None
     rollout: RolloutConfig = Field(default_factory=RolloutConfig)
     methods: list[MethodConfig] = Field(default_factory=list)
 

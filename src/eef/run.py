@@ -52,6 +52,7 @@ from eef.types import Task, Trajectory
 @dataclass
 class Split:
     train: list[Task]
+    explore: list[Task]  # the training tasks RFT and EEF explore
     dev: list[Task]
     test: list[Task]
 
@@ -64,6 +65,7 @@ class Run:
         env = config.env
         self.tasks = Split(
             train=self.suite.tasks("train")[: env.train_tasks],
+            explore=self.suite.tasks("train")[: env.train_tasks][: env.explore_tasks],
             dev=self.suite.tasks("dev")[: env.dev_tasks],
             test=self.suite.tasks("test")[: env.test_tasks],
         )
@@ -94,7 +96,7 @@ class Run:
         primary = experts[self.config.experts[0]]
         expert_successes = [t for t in primary if t.success]
         base = self._base_model(experts)
-        sft_checkpoint = self._sft("sft", base, expert_successes)
+        sft_checkpoint = self._sft("sft", base, expert_successes, self.config.sft)
         self._evaluate_checkpoint("sft", sft_checkpoint)
         for method in self.config.methods:
             if method.kind == "sft":
@@ -146,14 +148,11 @@ class Run:
             save_policy(policy, folder)
         return str(folder)
 
-    def _sft_settings(self) -> SFTSettings:
-        return self.config.sft.model_copy(update={"seed": self.config.seed})
-
-    def _sft(self, key: str, start_from: str, data: list[Trajectory]) -> Path:
+    def _sft(self, key: str, start_from: str, data: list[Trajectory], settings: SFTSettings) -> Path:
         checkpoint = self.dir / key / "checkpoint"
         if not (checkpoint / "config.json").is_file():
             policy = load_policy(start_from, dtype=training_dtype(self.config.model.dtype), seed=self.config.seed)
-            result = train_sft(policy, data, self._sft_settings(), checkpoint)
+            result = train_sft(policy, data, settings.model_copy(update={"seed": self.config.seed}), checkpoint)
             self.metrics.log(
                 f"{key}/train",
                 stage="train",
@@ -224,7 +223,7 @@ class Run:
             if not (folder / "build.json").is_file():
                 training = build_training_set(
                     method,
-                    self.tasks.train,
+                    self.tasks.explore,
                     expert_successes,
                     failures,
                     repository,
@@ -246,7 +245,7 @@ class Run:
                 )
             training_data = read_jsonl(folder / "train.jsonl", Trajectory)
             start_from = base if method.retrain_from_base else str(checkpoint)
-            checkpoint = self._sft(key, start_from, training_data)
+            checkpoint = self._sft(key, start_from, training_data, self.config.iteration_sft or self.config.sft)
             self._evaluate_checkpoint(key, checkpoint)
 
     def _explore(self, method: MethodConfig, iteration: int, checkpoint: Path, failures: list[Trajectory]):
@@ -255,7 +254,7 @@ class Run:
         folder = self.dir / method.name / f"iter-{iteration}"
         path = folder / "rollouts.jsonl"
         done_marker = folder / "rollouts.done.json"
-        starts = exploration_starts(method, self.tasks.train, failures)
+        starts = exploration_starts(method, self.tasks.explore, failures)
         size = self.config.rollout.batch_size
         chunks = [starts[i : i + size] for i in range(0, len(starts), size)]
         if done_marker.is_file():

@@ -109,3 +109,27 @@ def test_smollm2_one_sft_step_writes_a_loadable_checkpoint(tmp_path):
     reloaded = load_policy(str(tmp_path / "checkpoint"))
     turn = greedy_turn(reloaded, TRAJECTORIES[0].messages[:2])
     assert turn.strip()
+
+
+def test_loss_at_labelled_positions_equals_the_models_own_loss():
+    from transformers import TrainingArguments
+
+    from eef.training.sft import _LabelledPositionsTrainer
+    from eef.training.tokenize import encode_messages
+
+    policy = tiny()
+    encoded = [encode_messages(policy.tokenizer, t.messages, 512) for t in TRAJECTORIES[:2]]
+    length = max(len(e.input_ids) for e in encoded)
+    pad = policy.tokenizer.pad_token_id
+    inputs = {
+        "input_ids": torch.tensor([e.input_ids + [pad] * (length - len(e.input_ids)) for e in encoded]),
+        "attention_mask": torch.tensor([[1] * len(e.input_ids) + [0] * (length - len(e.input_ids)) for e in encoded]),
+        "labels": torch.tensor([e.labels + [-100] * (length - len(e.labels)) for e in encoded]),
+    }
+    trainer = _LabelledPositionsTrainer(
+        model=policy.model, args=TrainingArguments(output_dir="unused", report_to="none")
+    )
+    with torch.no_grad():
+        ours = trainer.compute_loss(policy.model, inputs)
+        reference = policy.model(**inputs).loss
+    assert torch.allclose(ours, reference, atol=1e-5)
