@@ -37,9 +37,9 @@ def collect_results(run: Run) -> dict[str, Any]:
     for expert in run.config.experts:
         report = read_json(run.dir / "experts" / f"{expert}-test.summary.json")
         rows.append(_row(f"expert ({expert})", report["summary"], kind="expert"))
-    rows.append(_row("sft", _eval(run.dir / "sft", "test"), kind="sft", iteration=0))
-
     costs = _costs(run)
+    rows.append(_row("sft", _eval(run.dir / "sft", "test"), kind="sft", iteration=0, cost=costs.get("sft", {})))
+
     iterations: dict[str, list[dict[str, Any]]] = {}
     for method in run.config.methods:
         if method.kind == "sft":
@@ -76,9 +76,12 @@ def collect_results(run: Run) -> dict[str, Any]:
 
 
 def _costs(run: Run) -> dict[str, dict[str, float]]:
-    """Exploration and training cost per method (the shared SFT start is not counted)."""
+    """Exploration and training cost per method; the shared SFT start is the ``sft`` entry (not
+    counted again in the others). Evaluation is not a cost of a method: every method pays the same."""
     totals: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for record in run.metrics.records():
+        if record.get("stage") == "eval":
+            continue
         method = record["key"].split("/")[0]
         cost = totals[method]
         for field in ("rollouts", "generated_tokens", "env_steps", "wall_time_s"):
@@ -94,12 +97,17 @@ def markdown(results: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for row in results["table"]:
-        cost = row.get("cost", {})
+        if "cost" in row:
+            cost = row["cost"]
+            costs = (
+                f"{int(cost.get('rollouts', 0))} | {int(cost.get('generated_tokens', 0))} | "
+                f"{int(cost.get('env_steps', 0))} | {cost.get('wall_time_s', 0):.0f}"
+            )
+        else:
+            costs = "- | - | - | -"  # the expert's data is given, not produced by a method
         lines.append(
             f"| {row['method']} | {row.get('iteration', '-')} | {row['test_win_rate']:.1%} | "
-            f"{row['test_mean_reward']:.3f} | {int(cost.get('rollouts', 0))} | "
-            f"{int(cost.get('generated_tokens', 0))} | {int(cost.get('env_steps', 0))} | "
-            f"{cost.get('wall_time_s', 0):.0f} |"
+            f"{row['test_mean_reward']:.3f} | {costs} |"
         )
     levels = sorted({level for row in results["table"] for level in row["test_by_difficulty"]})
     lines += [
@@ -132,7 +140,7 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 def _levels(counts: dict[str, int]) -> str:
-    return ", ".join(f"{level} {n}" for level, n in counts.items())
+    return ", ".join(f"{level} {counts[level]}" for level in sorted(counts))
 
 
 def write_results(run: Run) -> dict[str, Any]:
