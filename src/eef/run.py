@@ -13,6 +13,7 @@ losing or duplicating anything. Layout::
     <method>/iter-<i>/          rollouts.jsonl, train.jsonl, build.json, checkpoint/, eval-{dev,test}/
     metrics.jsonl               one line per finished stage
     results.json, results.md    the comparison
+    report.html, report/*.png   plots and example trajectories (`eef report`)
 """
 
 from __future__ import annotations
@@ -105,9 +106,12 @@ class Run:
                 t for name in (method.experts or self.config.experts[:1]) for t in experts[name] if not t.success
             ]
             self._iterate(method, base, sft_checkpoint, expert_successes, failures)
+        from eef.report import write_report
         from eef.results import write_results
 
-        return write_results(self)
+        results = write_results(self)
+        console.messages.print(f"report: {write_report(self.dir)}", markup=False)
+        return results
 
     # ---- stages ----------------------------------------------------------------------------
 

@@ -1,0 +1,268 @@
+"""`eef report RUN_DIR`: ``report.html`` (one self-contained file, plots embedded) and the plots as PNG.
+
+Everything comes from what the run wrote: ``results.json``, the SFT evaluation, the expert data and
+the EEF training sets. Nothing is recomputed, so a report can be made of any finished run.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # no screen: render to files
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
+
+from eef.compare import load_run_results
+from eef.storage import atomic_write_text, iter_jsonl, read_json
+from eef.types import Message, Trajectory
+
+PLOTS = "report"  # the PNG files' folder inside the run directory
+
+
+def _methods(results: dict[str, Any]) -> list[dict[str, Any]]:
+    return [row for row in results["table"] if row.get("kind") != "expert"]
+
+
+def plot_test_results(results: dict[str, Any]) -> Figure:
+    rows = results["table"]
+    names = [row["method"] for row in rows]
+    figure, (wins, rewards) = plt.subplots(1, 2, figsize=(11, 3.8))
+    wins.bar(names, [100 * row["test_win_rate"] for row in rows], color="tab:blue")
+    wins.set_ylabel("test win rate (%)")
+    rewards.bar(names, [row["test_mean_reward"] for row in rows], color="tab:orange")
+    rewards.set_ylabel("test mean reward")
+    for axis in (wins, rewards):
+        axis.tick_params(axis="x", rotation=30)
+    return figure
+
+
+def plot_win_rate_per_iteration(results: dict[str, Any], sft_dev_win_rate: float | None) -> Figure:
+    """Iteration 0 is the SFT model every method starts from."""
+    sft = next(row for row in results["table"] if row["method"] == "sft")
+    figure, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
+    for axis, split in zip(axes, ("dev", "test"), strict=True):
+        start = sft["test_win_rate"] if split == "test" else sft_dev_win_rate
+        for method, per_iteration in results["iterations"].items():
+            steps = [0] if start is not None else []
+            rates = [100 * start] if start is not None else []
+            steps += [it["iteration"] for it in per_iteration]
+            rates += [100 * it[f"{split}_win_rate"] for it in per_iteration]
+            axis.plot(steps, rates, marker="o", label=method)
+        axis.set_title(split)
+        axis.set_xlabel("iteration (0: SFT)")
+        axis.set_xticks(range(results_iterations(results) + 1))
+    axes[0].set_ylabel("win rate (%)")
+    axes[1].legend(fontsize=8)
+    return figure
+
+
+def results_iterations(results: dict[str, Any]) -> int:
+    return max((len(v) for v in results["iterations"].values()), default=0)
+
+
+def _per_iteration(results: dict[str, Any], field: str) -> list[tuple[str, dict[str, Any]]]:
+    """(``method iteration``, that iteration's ``field``) for every method and iteration."""
+    return [(f"{m} {it['iteration']}", it[field]) for m, its in results["iterations"].items() for it in its]
+
+
+def plot_solved_by_difficulty(results: dict[str, Any]) -> Figure:
+    """Stacked by difficulty: which training subtasks have training data after each iteration."""
+    bars = _per_iteration(results, "solved_by_difficulty")
+    levels = sorted({level for _, by_level in bars for level in by_level})
+    figure, axis = plt.subplots(figsize=(11, 3.8))
+    bottom = [0] * len(bars)
+    for level in levels:
+        counts = [by_level.get(level, 0) for _, by_level in bars]
+        axis.bar([name for name, _ in bars], counts, bottom=bottom, label=level)
+        bottom = [b + c for b, c in zip(bottom, counts, strict=True)]
+    axis.set_ylabel("solved training subtasks")
+    axis.set_xlabel("method and iteration")
+    axis.legend(fontsize=8)
+    axis.tick_params(axis="x", rotation=30)
+    return figure
+
+
+def plot_success_by_start(results: dict[str, Any]) -> Figure:
+    """s0: from the task's start; sj: from the j-th restart point of a failed expert trajectory."""
+    series = _per_iteration(results, "success_by_start")
+    starts = sorted({s for _, rates in series for s in rates}, key=lambda s: (len(s), s))
+    figure, axis = plt.subplots(figsize=(11, 3.8))
+    width = 0.8 / max(len(series), 1)
+    for index, (name, rates) in enumerate(series):
+        positions = [k + index * width for k in range(len(starts))]
+        axis.bar(positions, [100 * rates.get(s, 0) for s in starts], width=width, label=name)
+    axis.set_xticks([k + 0.4 - width / 2 for k in range(len(starts))], starts)
+    axis.set_xlabel("start of the rollout")
+    axis.set_ylabel("success rate (%)")
+    axis.legend(fontsize=8)
+    return figure
+
+
+def plot_composition_and_cost(results: dict[str, Any]) -> Figure:
+    entries = _per_iteration(results, "composition")
+    parts = (("expert_successes", "expert successes"), ("from_initial_states", "from initial states"),
+             ("from_recovery_states", "from recovery states"))  # fmt: skip
+    figure, (composition, cost) = plt.subplots(1, 2, figsize=(11, 3.8))
+    bottom = [0] * len(entries)
+    for key, label in parts:
+        counts = [c.get(key, 0) for _, c in entries]
+        composition.bar([name for name, _ in entries], counts, bottom=bottom, label=label)
+        bottom = [b + c for b, c in zip(bottom, counts, strict=True)]
+    composition.set_ylabel("training trajectories")
+    composition.legend(fontsize=8)
+    rows = [row for row in _methods(results) if "cost" in row]
+    cost.bar([row["method"] for row in rows], [row["cost"].get("wall_time_s", 0) / 60 for row in rows])
+    cost.set_ylabel("exploration + training (min)")
+    for axis in (composition, cost):
+        axis.tick_params(axis="x", rotation=30)
+    return figure
+
+
+def _png(figure: Figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.tight_layout()
+    figure.savefig(buffer, format="png", dpi=90)
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def _table(results: dict[str, Any]) -> str:
+    head = "<tr><th>method</th><th>iteration</th><th>test win rate</th><th>test mean reward</th>"
+    head += "<th>rollouts</th><th>generated tokens</th><th>env steps</th><th>time (s)</th></tr>"
+    body = []
+    for row in results["table"]:
+        cost = row.get("cost")
+        cells = [row["method"], str(row.get("iteration", "-")), f"{row['test_win_rate']:.1%}",
+                 f"{row['test_mean_reward']:.3f}"]  # fmt: skip
+        if cost is None:
+            cells += ["-"] * 4
+        else:
+            cells += [f"{int(cost.get(k, 0))}" for k in ("rollouts", "generated_tokens", "env_steps", "wall_time_s")]
+        body.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
+    return f"<table>{head}{''.join(body)}</table>"
+
+
+def _conversation(messages: list[Message], show_loss: bool) -> str:
+    turns = []
+    for message in messages[1:]:  # the system prompt is the same everywhere
+        if message.role != "assistant":
+            css = "observation"
+        elif show_loss:
+            css = "trained" if message.loss else "context"
+        else:
+            css = "agent"
+        turns.append(f'<div class="turn {css}">{html.escape(message.content)}</div>')
+    return "".join(turns)
+
+
+def find_example(run_dir: Path, results: dict[str, Any]) -> tuple[str, Trajectory, Trajectory] | None:
+    """An EEF training solution that starts inside a failed expert trajectory, and that trajectory.
+    One from a recovery state (whose expert history is untrained context) is preferred."""
+    found = None
+    for method, per_iteration in results["iterations"].items():
+        for it in per_iteration:
+            path = run_dir / method / f"iter-{it['iteration']}" / "train.jsonl"
+            if not path.is_file():
+                continue
+            for solution in iter_jsonl(path, Trajectory):
+                source = solution.start.expert_trajectory_id
+                has_context = any(m.role == "assistant" and not m.loss for m in solution.messages)
+                if source is None or (found is not None and not has_context):
+                    continue
+                expert = _expert_trajectory(run_dir, source)
+                if expert is None:
+                    continue
+                found = (method, expert, solution)
+                if has_context:
+                    return found
+    return found
+
+
+def _expert_trajectory(run_dir: Path, trajectory_id: str) -> Trajectory | None:
+    for path in sorted((run_dir / "experts").glob("*-train.jsonl")):
+        for trajectory in iter_jsonl(path, Trajectory):
+            if trajectory.id == trajectory_id:
+                return trajectory
+    return None
+
+
+def _examples(run_dir: Path, results: dict[str, Any]) -> str:
+    example = find_example(run_dir, results)
+    if example is None:
+        return "<p>No training solution of this run starts inside a failed expert trajectory.</p>"
+    method, expert, solution = example
+    return (
+        f"<p>Task <code>{html.escape(expert.task_id)}</code>. Left: the expert's failed trajectory "
+        f"(reward {expert.reward:.2f}). Right: the {html.escape(method)} training solution that restarts from its "
+        f"state after {solution.start.action_index} actions (reward {solution.reward:.2f}). "
+        '<span class="trained">Trained turns</span>, <span class="context">context turns (loss 0)</span>.</p>'
+        '<div class="pair">'
+        f"<div><h3>expert failure</h3>{_conversation(expert.messages, show_loss=False)}</div>"
+        f"<div><h3>{html.escape(method)} solution</h3>{_conversation(solution.messages, show_loss=True)}</div>"
+        "</div>"
+    )
+
+
+_STYLE = """
+body { font-family: sans-serif; margin: 2em; color: #222; }
+table { border-collapse: collapse; } td, th { border: 1px solid #bbb; padding: 4px 8px; text-align: right; }
+td:first-child, th:first-child { text-align: left; }
+img { max-width: 100%; }
+.pair { display: flex; gap: 1em; } .pair > div { flex: 1; min-width: 0; }
+.turn { white-space: pre-wrap; font-family: monospace; font-size: 12px; padding: 4px; margin: 2px 0; }
+.observation { background: #f3f3f3; } .agent { background: #fff3d0; }
+.trained { background: #d4f4d4; } .context { background: #e4e4f4; }
+"""
+
+# Counts the images that decoded (naturalWidth > 0) and the page's height once it has loaded, for headless checks.
+_SCRIPT = """
+window.addEventListener('load', () => {
+  const images = Array.from(document.images);
+  document.body.dataset.images = images.length;
+  document.body.dataset.rendered = images.filter(i => i.complete && i.naturalWidth > 0).length;
+  document.body.dataset.height = Math.ceil(document.body.getBoundingClientRect().bottom);
+});
+"""
+
+
+def write_report(run_dir: Path) -> Path:
+    """Write ``report.html`` and ``report/*.png`` into ``run_dir``; return the HTML file's path."""
+    run_dir = Path(run_dir)
+    results = load_run_results(run_dir)
+    sft_dev = run_dir / "sft" / "eval-dev" / "results.json"
+    sft_dev_win = read_json(sft_dev)["summary"]["overall"]["win_rate"] if sft_dev.is_file() else None
+    plots: list[tuple[str, str, Callable[[], Figure]]] = [
+        ("test", "Test win rate and mean reward per method", lambda: plot_test_results(results)),
+        ("iterations", "Win rate per iteration", lambda: plot_win_rate_per_iteration(results, sft_dev_win)),
+        ("solved", "Training subtasks solved per iteration, by difficulty", lambda: plot_solved_by_difficulty(results)),
+        ("restarts", "Success rate of rollouts by start (s0: initial state)", lambda: plot_success_by_start(results)),
+        ("composition", "Training set composition and cost per method", lambda: plot_composition_and_cost(results)),
+    ]
+    sections = []
+    for name, title, make in plots:
+        png = _png(make())
+        (run_dir / PLOTS).mkdir(exist_ok=True)
+        target = run_dir / PLOTS / f"{name}.png"
+        staging = target.with_suffix(".png.tmp")
+        staging.write_bytes(png)
+        staging.replace(target)
+        encoded = base64.b64encode(png).decode("ascii")
+        sections.append(f'<h2>{html.escape(title)}</h2><img alt="{name}" src="data:image/png;base64,{encoded}">')
+    title = f"{results['name']}: {results['env']}, model {results['model']}, seed {results['seed']}"
+    page = (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{_STYLE}</style><script>{_SCRIPT}</script></head><body>"
+        f"<h1>{html.escape(title)}</h1><h2>Comparison (test split)</h2>{_table(results)}"
+        f"{''.join(sections)}<h2>Example: an expert failure and the solution built from it</h2>"
+        f"{_examples(run_dir, results)}</body></html>"
+    )
+    out = run_dir / "report.html"
+    atomic_write_text(out, page)
+    return out
