@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -41,6 +42,25 @@ def summary_table(summary: Summary, title: str) -> Table:
             f"{stats.mean_actions:.1f}",
         )
     return table
+
+
+class EpisodeStatus:
+    """The status text of a progress bar over episodes: successes so far and generation speed."""
+
+    def __init__(self) -> None:
+        self.began = time.perf_counter()
+        self.successes = 0
+        self.generated_tokens = 0
+
+    def add(self, trajectory: Any) -> str:
+        """Count a finished trajectory; returns the new status text."""
+        self.successes += trajectory.success
+        self.generated_tokens += trajectory.generated_tokens
+        status = f"{self.successes} successes"
+        if self.generated_tokens:
+            rate = self.generated_tokens / max(time.perf_counter() - self.began, 1e-9)
+            status += f", {rate:,.0f} generated tok/s"
+        return status
 
 
 @contextmanager

@@ -38,14 +38,10 @@ def evaluate(
     engine = RolloutEngine(suite, generator, settings, origin=origin)
     started = time.perf_counter()
     with console.progress_bar(f"eval {origin} on {suite.name}/{split}", len(tasks)) as advance:
-        wins = 0
-
-        def done(trajectory: Trajectory) -> None:
-            nonlocal wins
-            wins += trajectory.success
-            advance(f"{wins} successes")
-
-        trajectories = engine.run([EpisodeStart(task) for task in tasks], seed=seed, on_done=done)
+        status = console.EpisodeStatus()
+        trajectories = engine.run(
+            [EpisodeStart(task) for task in tasks], seed=seed, on_done=lambda t: advance(status.add(t))
+        )
     return Evaluation(
         trajectories=trajectories,
         summary=summarize(trajectories, suite.difficulty_levels()),

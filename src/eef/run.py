@@ -284,11 +284,12 @@ class Run:
             )
             total = sum(len(chunks[c]) for c in remaining)
             with console.progress_bar(f"explore {method.name} iter {iteration}", total) as advance:
+                status = console.EpisodeStatus()
                 for index in remaining:
                     produced = engine.run(
                         chunks[index],
                         seed=rollout_seed(self.config.seed, method.name, iteration, index),
-                        on_done=lambda t: advance(""),
+                        on_done=lambda t: advance(status.add(t)),
                     )
                     produced = [t.model_copy(update={"meta": {**t.meta, "chunk": index}}) for t in produced]
                     append_jsonl(path, produced)

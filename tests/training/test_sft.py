@@ -68,7 +68,8 @@ def test_sft_learns_the_trained_actions(tmp_path):
     assert parse_action(greedy_turn(policy, trajectory.messages[:4])) == "click[B017]"
     reloaded = load_policy(str(tmp_path / "checkpoint"))
     assert greedy_turn(reloaded, trajectory.messages[:2]) == trajectory.messages[2].content
-    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint"]
+    # No staging leftovers: the checkpoint, and the Trainer's folder with the TensorBoard logs.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint", "checkpoint.trainer"]
 
 
 def test_sft_with_the_same_seed_gives_the_same_losses(tmp_path):
@@ -133,3 +134,18 @@ def test_loss_at_labelled_positions_equals_the_models_own_loss():
         ours = trainer.compute_loss(policy.model, inputs)
         reference = policy.model(**inputs).loss
     assert torch.allclose(ours, reference, atol=1e-5)
+
+
+def test_losses_go_to_tensorboard_by_default(tmp_path):
+    train_sft(tiny(), TRAJECTORIES, SFTSettings(epochs=1, batch_size=4), tmp_path / "checkpoint")
+    events = list((tmp_path / "checkpoint.trainer").rglob("events.out.tfevents.*"))
+    assert events and events[0].stat().st_size > 0
+
+
+def test_a_logger_that_is_not_installed_is_a_user_error(tmp_path):
+    import importlib.util
+
+    if importlib.util.find_spec("wandb") is not None:
+        pytest.skip("wandb is installed here")
+    with pytest.raises(UserError, match="pip install wandb"):
+        train_sft(tiny(), TRAJECTORIES, SFTSettings(epochs=1, report_to="wandb"), tmp_path / "checkpoint")

@@ -82,10 +82,10 @@ def collect_to_file(
     started = time.perf_counter()
     trajectories = []
     with console.progress_bar(f"collect {expert.name} on {env_name}/{split}", len(tasks)) as advance:
+        status = console.EpisodeStatus()
         for trajectory in collect(suite, expert, tasks, seed):
             trajectories.append(trajectory)
-            wins = sum(t.success for t in trajectories)
-            advance(f"{wins} successes")
+            advance(status.add(trajectory))
     write_trajectories(out, trajectories)
     summary = summarize(trajectories, suite.difficulty_levels())
     report = {

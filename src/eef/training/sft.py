@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 import time
 from contextlib import redirect_stdout
@@ -38,7 +39,9 @@ class SFTSettings(BaseModel):
     bf16: bool | None = None  # None: bf16 mixed precision where the GPU supports it
     lora: LoraSettings | None = None  # None: full fine-tuning
     logging_steps: int = Field(default=10, ge=1)
-    report_to: str = "none"  # or "tensorboard": logs go to <output_dir>.trainer/
+    # Where the Trainer logs besides metrics.jsonl: "tensorboard" (in <output_dir>.trainer/), "wandb"
+    # (when installed and asked for), "none", or several joined by commas.
+    report_to: str = "tensorboard"
 
 
 class SFTResult(BaseModel):
@@ -142,6 +145,14 @@ def train_sft(policy: Policy, trajectories: list[Trajectory], settings: SFTSetti
     )
 
 
+def _log_targets(report_to: str) -> list[str]:
+    targets = [t.strip() for t in report_to.split(",") if t.strip() and t.strip() != "none"]
+    for target, module in (("tensorboard", "tensorboard"), ("wandb", "wandb")):
+        if target in targets and importlib.util.find_spec(module) is None:
+            raise UserError(f"sft.report_to {target}: the {module} package is not installed (pip install {module})")
+    return targets
+
+
 def _training_arguments(settings: SFTSettings, trainer_dir: Path) -> TrainingArguments:
     bf16 = settings.bf16
     if bf16 is None:
@@ -162,7 +173,7 @@ def _training_arguments(settings: SFTSettings, trainer_dir: Path) -> TrainingArg
         logging_steps=settings.logging_steps,
         logging_first_step=True,
         save_strategy="no",
-        report_to=settings.report_to,
+        report_to=_log_targets(settings.report_to),
         # Batches of similar lengths waste less compute on padding.
         train_sampling_strategy="group_by_length",
         disable_tqdm=quiet(),
