@@ -37,3 +37,13 @@ def test_cli_prints_the_table_and_rejects_an_unfinished_run(tmp_path: Path):
     unfinished = tmp_path / "b"
     unfinished.mkdir()
     assert_user_error(eef("compare", str(finished), str(unfinished)), "no results.json", "--resume")
+
+
+def test_margins_are_paired_by_run(tmp_path: Path):
+    runs = [_run(tmp_path / f"s{seed}", seed, eef, rft) for seed, (eef, rft) in enumerate([(0.3, 0.1), (0.2, 0.25)])]
+    (margin,) = compare(runs, versus=["rft"])["margins"]
+    assert margin["method"] == "eef" and margin["versus"] == "rft"
+    assert margin["values"] == pytest.approx([0.2, -0.05])
+    assert margin["mean"] == pytest.approx(0.075)
+    assert margin["wins"] == 1
+    assert_user_error(eef("compare", str(runs[0]), "--versus", "ghost"), "--versus ghost", "rft, eef")

@@ -109,7 +109,7 @@ def _cmd_report(args: argparse.Namespace) -> None:
 def _cmd_compare(args: argparse.Namespace) -> None:
     from eef.compare import compare, markdown
 
-    comparison = compare([Path(d) for d in args.runs])
+    comparison = compare([Path(d) for d in args.runs], versus=args.versus)
     if args.json:
         console.print_json(comparison)
     else:
@@ -185,6 +185,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     compare = commands.add_parser("compare", help="one table over several finished runs: mean and spread per method")
     compare.add_argument("runs", nargs="+", metavar="RUN_DIR", help="finished run directories (e.g. several seeds)")
+    compare.add_argument(
+        "--versus",
+        action="append",
+        default=[],
+        metavar="METHOD",
+        help="also print every method's win-rate margin over METHOD, paired by run (repeatable)",
+    )
     compare.add_argument("--json", action="store_true", help="print JSON instead of the table")
     compare.set_defaults(handler=_cmd_compare)
 

@@ -24,8 +24,11 @@ def _spread(values: list[float]) -> dict[str, float]:
     return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}
 
 
-def compare(directories: list[Path]) -> dict[str, Any]:
-    """Per method: test win rate and mean reward over the runs, with each run's values and seed."""
+def compare(directories: list[Path], versus: list[str] | None = None) -> dict[str, Any]:
+    """Per method: test win rate and mean reward over the runs, with each run's values and seed.
+
+    ``versus``: baseline methods; every other method gets its win-rate margin over each, paired by
+    run (the same seed's expert data and SFT model), as mean ± spread and how many runs it wins."""
     runs = [load_run_results(d) for d in directories]
     methods: dict[str, dict[str, list[float]]] = {}
     for result in runs:
@@ -33,7 +36,19 @@ def compare(directories: list[Path]) -> dict[str, Any]:
             entry = methods.setdefault(row["method"], {"win_rate": [], "mean_reward": []})
             entry["win_rate"].append(row["test_win_rate"])
             entry["mean_reward"].append(row["test_mean_reward"])
+    margins = []
+    for baseline in versus or []:
+        if baseline not in methods or len(methods[baseline]["win_rate"]) != len(runs):
+            raise UserError(f"--versus {baseline}: not a method of every run (methods: {', '.join(methods)})")
+        for name, values in methods.items():
+            if name == baseline or len(values["win_rate"]) != len(runs):
+                continue
+            gaps = [a - b for a, b in zip(values["win_rate"], methods[baseline]["win_rate"], strict=True)]
+            margins.append(
+                {"method": name, "versus": baseline, **_spread(gaps), "values": gaps, "wins": sum(g > 0 for g in gaps)}
+            )
     return {
+        "margins": margins,
         "runs": [
             {"directory": str(d), "name": r["name"], "seed": r["seed"]} for d, r in zip(directories, runs, strict=True)
         ],
@@ -62,4 +77,12 @@ def markdown(comparison: dict[str, Any]) -> str:
             f"| {name} | {stats['runs']} | {win['mean']:.1%} ± {win['std']:.1%} | "
             f"{reward['mean']:.3f} ± {reward['std']:.3f} | {' / '.join(f'{v:.1%}' for v in win['values'])} |"
         )
+    if comparison["margins"]:
+        lines += ["", "| win-rate margin | mean ± std | per run | runs won |", "|---|---|---|---|"]
+        for margin in comparison["margins"]:
+            per_run = " / ".join(f"{v:+.1%}" for v in margin["values"])
+            lines.append(
+                f"| {margin['method']} − {margin['versus']} | {margin['mean']:+.1%} ± {margin['std']:.1%} | "
+                f"{per_run} | {margin['wins']} of {len(margin['values'])} |"
+            )
     return "\n".join(lines)
