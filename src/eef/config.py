@@ -67,7 +67,8 @@ class RunConfig(Strict):
     model: ModelConfig = Field(default_factory=ModelConfig)
     experts: list[str] = Field(default_factory=lambda: ["scripted"], min_length=1)
     sft: SFTSettings = Field(default_factory=SFTSettings)  # its seed is replaced by the run's
-    # How RFT/EEF iterations train (None: as ``sft``); shorter when they continue from the SFT model.
+    # How RFT/EEF iterations that continue from the previous model train (methods with
+    # retrain_from_base: false); None: as ``sft``. Retraining from the base always uses ``sft``.
     iteration_sft: SFTSettings | None = None
     rollout: RolloutConfig = Field(default_factory=RolloutConfig)
     methods: list[MethodConfig] = Field(default_factory=list)

@@ -248,8 +248,11 @@ class Run:
                     },
                 )
             training_data = read_jsonl(folder / "train.jsonl", Trajectory)
-            start_from = base if method.retrain_from_base else str(checkpoint)
-            checkpoint = self._sft(key, start_from, training_data, self.config.iteration_sft or self.config.sft)
+            if method.retrain_from_base:
+                checkpoint = self._sft(key, base, training_data, self.config.sft)
+            else:
+                settings = self.config.iteration_sft or self.config.sft
+                checkpoint = self._sft(key, str(checkpoint), training_data, settings)
             self._evaluate_checkpoint(key, checkpoint)
 
     def _explore(self, method: MethodConfig, iteration: int, checkpoint: Path, failures: list[Trajectory]):
