@@ -103,7 +103,7 @@ def _cmd_run(args: argparse.Namespace) -> None:
 def _cmd_report(args: argparse.Namespace) -> None:
     from eef.report import write_report
 
-    console.results.print(f"report: {write_report(Path(args.run))}")
+    console.results.print(f"report: {write_report(Path(args.run))}", markup=False, highlight=False)
 
 
 def _cmd_compare(args: argparse.Namespace) -> None:

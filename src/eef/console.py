@@ -8,12 +8,15 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 
 from eef.summary import Summary
+
+if TYPE_CHECKING:
+    from eef.types import Trajectory
 
 results = Console(file=sys.stdout, soft_wrap=True)
 messages = Console(file=sys.stderr, soft_wrap=True)
@@ -52,7 +55,7 @@ class EpisodeStatus:
         self.successes = 0
         self.generated_tokens = 0
 
-    def add(self, trajectory: Any) -> str:
+    def add(self, trajectory: Trajectory) -> str:
         """Count a finished trajectory; returns the new status text."""
         self.successes += trajectory.success
         self.generated_tokens += trajectory.generated_tokens

@@ -72,19 +72,24 @@ def _per_iteration(results: dict[str, Any], field: str) -> list[tuple[str, dict[
     return [(f"{m} {it['iteration']}", it[field]) for m, its in results["iterations"].items() for it in its]
 
 
+def _stacked_bars(axis: Any, bars: list[tuple[str, dict[str, Any]]], layers: list[tuple[str, str]]) -> None:
+    """One bar per (name, counts), stacked by ``layers`` of (key in counts, legend label)."""
+    bottom = [0] * len(bars)
+    for key, label in layers:
+        counts = [counts_of_bar.get(key, 0) for _, counts_of_bar in bars]
+        axis.bar([name for name, _ in bars], counts, bottom=bottom, label=label)
+        bottom = [b + c for b, c in zip(bottom, counts, strict=True)]
+    axis.legend(fontsize=8)
+
+
 def plot_solved_by_difficulty(results: dict[str, Any]) -> Figure:
     """Stacked by difficulty: which training subtasks have training data after each iteration."""
     bars = _per_iteration(results, "solved_by_difficulty")
     levels = sorted({level for _, by_level in bars for level in by_level})
     figure, axis = plt.subplots(figsize=(11, 3.8))
-    bottom = [0] * len(bars)
-    for level in levels:
-        counts = [by_level.get(level, 0) for _, by_level in bars]
-        axis.bar([name for name, _ in bars], counts, bottom=bottom, label=level)
-        bottom = [b + c for b, c in zip(bottom, counts, strict=True)]
+    _stacked_bars(axis, bars, [(level, level) for level in levels])
     axis.set_ylabel("solved training subtasks")
     axis.set_xlabel("method and iteration")
-    axis.legend(fontsize=8)
     axis.tick_params(axis="x", rotation=30)
     return figure
 
@@ -106,17 +111,11 @@ def plot_success_by_start(results: dict[str, Any]) -> Figure:
 
 
 def plot_composition_and_cost(results: dict[str, Any]) -> Figure:
-    entries = _per_iteration(results, "composition")
-    parts = (("expert_successes", "expert successes"), ("from_initial_states", "from initial states"),
-             ("from_recovery_states", "from recovery states"))  # fmt: skip
+    parts = [("expert_successes", "expert successes"), ("from_initial_states", "from initial states"),
+             ("from_recovery_states", "from recovery states")]  # fmt: skip
     figure, (composition, cost) = plt.subplots(1, 2, figsize=(11, 3.8))
-    bottom = [0] * len(entries)
-    for key, label in parts:
-        counts = [c.get(key, 0) for _, c in entries]
-        composition.bar([name for name, _ in entries], counts, bottom=bottom, label=label)
-        bottom = [b + c for b, c in zip(bottom, counts, strict=True)]
+    _stacked_bars(composition, _per_iteration(results, "composition"), parts)
     composition.set_ylabel("training trajectories")
-    composition.legend(fontsize=8)
     rows = [row for row in _methods(results) if "cost" in row]
     cost.bar([row["method"] for row in rows], [row["cost"].get("wall_time_s", 0) / 60 for row in rows])
     cost.set_ylabel("exploration + training (min)")

@@ -64,9 +64,10 @@ class Run:
         self.config = config
         self.suite: Suite = get_suite(config.env.name, **config.env.options)
         env = config.env
+        train = self.suite.tasks("train")[: env.train_tasks]
         self.tasks = Split(
-            train=self.suite.tasks("train")[: env.train_tasks],
-            explore=self.suite.tasks("train")[: env.train_tasks][: env.explore_tasks],
+            train=train,
+            explore=train[: env.explore_tasks],
             dev=self.suite.tasks("dev")[: env.dev_tasks],
             test=self.suite.tasks("test")[: env.test_tasks],
         )

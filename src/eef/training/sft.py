@@ -147,9 +147,9 @@ def train_sft(policy: Policy, trajectories: list[Trajectory], settings: SFTSetti
 
 def _log_targets(report_to: str) -> list[str]:
     targets = [t.strip() for t in report_to.split(",") if t.strip() and t.strip() != "none"]
-    for target, module in (("tensorboard", "tensorboard"), ("wandb", "wandb")):
-        if target in targets and importlib.util.find_spec(module) is None:
-            raise UserError(f"sft.report_to {target}: the {module} package is not installed (pip install {module})")
+    for target in ("tensorboard", "wandb"):  # each logger's package has its name
+        if target in targets and importlib.util.find_spec(target) is None:
+            raise UserError(f"sft.report_to {target}: the {target} package is not installed (pip install {target})")
     return targets
 
 
