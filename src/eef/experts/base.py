@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
+from eef.envs.base import Environment
 from eef.types import Task
 
 
@@ -21,5 +22,9 @@ class Expert(ABC):
     name: str
 
     @abstractmethod
-    def start(self, task: Task, seed: int) -> ExpertEpisode:
-        """Begin an episode of ``task``; every random choice in it derives from ``seed``."""
+    def start(self, task: Task, seed: int, env: Environment) -> ExpertEpisode:
+        """Begin an episode of ``task``; every random choice in it derives from ``seed``.
+
+        ``env`` is the episode's environment, already reset to ``task``: most experts only read
+        observations, but one that plays the simulator's own moves (e.g. a gold path with
+        deliberate slips among the valid actions) may query it."""

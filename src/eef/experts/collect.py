@@ -26,8 +26,8 @@ def run_episode(suite: Suite, env: Environment, expert: Expert, task: Task, seed
     The episode ends when the environment says done, or when the expert's turn names
     no action (it gives up)."""
     episode_seed = derive_seed(seed, expert.name, task.task_id)
-    episode = expert.start(task, episode_seed)
     observation = env.reset(task)
+    episode = expert.start(task, episode_seed, env)
     messages = [Message(role="system", content=suite.instruction), Message(role="user", content=observation)]
     reward, termination, num_actions = 0.0, "gave_up", 0
     while True:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, fields, replace
 
+from eef.envs.base import Environment
 from eef.envs.shop.goals import goal_query
 from eef.envs.shop.pages import ItemView, Listing, ResultsView, is_search_page, parse_item, parse_results
 from eef.envs.shop.schema import Goal
@@ -67,7 +68,7 @@ class ScriptedShopExpert(Expert):
         self.name = name
         self.mistakes = mistakes or ShopMistakes()
 
-    def start(self, task: Task, seed: int) -> ExpertEpisode:
+    def start(self, task: Task, seed: int, env: Environment) -> ExpertEpisode:
         return _ShopEpisode(Goal.model_validate(task.meta["goal"]), self.mistakes, random.Random(seed))
 
 
