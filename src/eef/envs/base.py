@@ -45,6 +45,9 @@ class Suite(ABC):
 
     name: str
     instruction: str
+    # How many instances may be alive at once (None: no limit). Rollouts cap the episodes they keep
+    # in flight to it: an instance can be expensive (a ScienceWorld instance is a JVM of ~0.5 GB).
+    max_concurrent_envs: int | None = None
 
     @abstractmethod
     def splits(self) -> list[str]: ...
