@@ -1,0 +1,1 @@
+"""AllenAI's ScienceWorld as the ``sciworld`` environment (see docs/sciworld.md)."""
