@@ -43,3 +43,25 @@ register(
     )
 )
 
+
+def _webshop_suite() -> type[Suite]:
+    from eef.envs.webshop.env import WebShopSuite
+
+    return WebShopSuite
+
+
+def _webshop_unavailable() -> str | None:
+    from eef.envs.webshop.files import default_data_problem
+
+    return default_data_problem()
+
+
+register(
+    EnvEntry(
+        name="webshop",
+        description="WebShop's real products and goals from its data files, served by the shop engine (no Flask/Java)",
+        load=_webshop_suite,
+        unavailable_reason=_webshop_unavailable,
+        data_options=("data_dir",),
+    )
+)

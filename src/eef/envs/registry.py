@@ -17,6 +17,9 @@ class EnvEntry:
     description: str
     load: Callable[[], type[Suite]]  # imports the suite's class on use: listing needs no heavy import
     unavailable_reason: Callable[[], str | None]  # None when usable here
+    # Options that can make an environment usable that is not by default (e.g. where its data is):
+    # when a caller passes one, the suite checks it instead and says what is wrong.
+    data_options: tuple[str, ...] = ()
 
 
 _REGISTRY: dict[str, EnvEntry] = {}
@@ -38,7 +41,7 @@ def get_suite(name: str, **options: Any) -> Suite:
     if entry is None:
         known = ", ".join(sorted(_REGISTRY))
         raise UserError(f"unknown environment {name!r}: choose one of {known} (see `eef envs`)")
-    reason = entry.unavailable_reason()
+    reason = None if set(entry.data_options) & set(options) else entry.unavailable_reason()
     if reason is not None:
         raise UserError(f"environment {name!r} is not usable here: {reason}")
     suite_class = entry.load()

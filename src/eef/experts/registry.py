@@ -7,7 +7,7 @@ from eef.experts.base import Expert
 
 
 def expert_names(env_name: str) -> list[str]:
-    if env_name == "shop":
+    if env_name in ("shop", "webshop"):
         from eef.experts.scripted_shop import SKILL_LEVELS
 
         return list(SKILL_LEVELS)
@@ -20,11 +20,12 @@ def expert_names(env_name: str) -> list[str]:
 
 def make_expert(env_name: str, spec: str) -> Expert:
     """The expert called ``spec`` for ``env_name``; a UserError lists the known ones."""
-    if env_name == "shop":
+    if env_name in ("shop", "webshop"):
         from eef.experts.scripted_shop import SKILL_LEVELS, ScriptedShopExpert
 
         if spec in SKILL_LEVELS:
-            return ScriptedShopExpert(spec, SKILL_LEVELS[spec])
+            # Real WebShop titles do not spell out a goal's attributes: look for the goal's product itself.
+            return ScriptedShopExpert(spec, SKILL_LEVELS[spec], knows_target=env_name == "webshop")
     if env_name == "sciworld":
         from eef.experts.gold_path import GOLD_EXPERTS, GoldPathExpert
 

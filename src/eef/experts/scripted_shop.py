@@ -9,6 +9,11 @@ tempting near-duplicate), clicks each goal option and buys.
 Its mistakes mirror what EEF's authors saw GPT-4 do on WebShop: on hard goals it mostly makes the
 right moves (search, paging, opening the target) and then slips at the end. Each mistake is named in
 :class:`ShopMistakes`; every draw comes from the episode's ``random.Random(seed)``.
+
+On real WebShop products (``webshop``) titles rarely spell out a goal's attributes and type, so the
+expert is built with ``knows_target=True``: it looks for the goal's own product by its id (privileged,
+like the goal itself), and takes a listing whose title shares at least half of the target title's words
+for a look-alike (what it settles for when it gives up paging).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from eef.envs.base import Environment
 from eef.envs.shop.goals import goal_query
 from eef.envs.shop.pages import ItemView, Listing, ResultsView, is_search_page, parse_item, parse_results
 from eef.envs.shop.schema import Goal
-from eef.envs.shop.text import has_phrase
+from eef.envs.shop.text import content_words, has_phrase
 from eef.experts.base import Expert, ExpertEpisode
 from eef.react import format_turn
 from eef.types import Task
@@ -63,20 +68,30 @@ SKILL_LEVELS: dict[str, ShopMistakes] = {
 }
 
 
+# A listing looks like the target (knows_target mode) when its title has this share of the target title's words.
+LOOK_ALIKE_OVERLAP = 0.5
+
+
 class ScriptedShopExpert(Expert):
-    def __init__(self, name: str = "scripted", mistakes: ShopMistakes | None = None) -> None:
+    def __init__(
+        self, name: str = "scripted", mistakes: ShopMistakes | None = None, knows_target: bool = False
+    ) -> None:
         self.name = name
         self.mistakes = mistakes or ShopMistakes()
+        self.knows_target = knows_target
 
     def start(self, task: Task, seed: int, env: Environment) -> ExpertEpisode:
-        return _ShopEpisode(Goal.model_validate(task.meta["goal"]), self.mistakes, random.Random(seed))
+        goal = Goal.model_validate(task.meta["goal"])
+        return _ShopEpisode(goal, self.mistakes, random.Random(seed), self.knows_target)
 
 
 class _ShopEpisode(ExpertEpisode):
-    def __init__(self, goal: Goal, mistakes: ShopMistakes, rng: random.Random) -> None:
+    def __init__(self, goal: Goal, mistakes: ShopMistakes, rng: random.Random, knows_target: bool = False) -> None:
         self.goal = goal
         self.mistakes = mistakes
         self.rng = rng
+        self.knows_target = knows_target
+        self.target_words = set(content_words(goal.name))
         self.misread_price = rng.random() < mistakes.misread_price
         self.rejected: set[str] = set()
         self.opened = ""  # the listing opened last
@@ -95,15 +110,26 @@ class _ShopEpisode(ExpertEpisode):
         return "Thought: This page is not what I expected; I'll stop."
 
     def _fits_title(self, listing: Listing) -> bool:
+        if self.knows_target:
+            return listing.asin == self.goal.asin
         return all(has_phrase(listing.title, phrase) for phrase in [*self.goal.attributes, self.goal.query])
+
+    def _looks_right(self, listing: Listing) -> bool:
+        """Whether the title looks like what the goal asks for (a candidate to open or to settle for)."""
+        if self._fits_title(listing) or not self.knows_target:
+            return self._fits_title(listing)
+        shared = self.target_words & set(content_words(listing.title))
+        return bool(self.target_words) and len(shared) >= LOOK_ALIKE_OVERLAP * len(self.target_words)
 
     def _within_limit(self, price: float) -> bool:
         return self.misread_price or self.goal.price_upper <= 0 or price <= self.goal.price_upper
 
     def _on_results(self, view: ResultsView) -> str:
-        titled = [listing for listing in view.listings if self._fits_title(listing)]
+        titled = [listing for listing in view.listings if self._looks_right(listing)]
         fitting = [
-            listing for listing in titled if listing.asin not in self.rejected and self._within_limit(listing.price)
+            listing
+            for listing in titled
+            if self._fits_title(listing) and listing.asin not in self.rejected and self._within_limit(listing.price)
         ]
         if fitting:
             best = fitting[0]

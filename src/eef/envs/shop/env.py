@@ -8,19 +8,23 @@ Anything else answers "Invalid action: ..." and changes nothing, but counts as a
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from eef.envs.base import Environment, StepResult, Suite
 from eef.envs.shop import pages
 from eef.envs.shop.analysis import shop_expert_stats
 from eef.envs.shop.goals import DIFFICULTIES, SPLITS
-from eef.envs.shop.reward import shop_reward
+from eef.envs.shop.reward import Reward, shop_reward
 from eef.envs.shop.schema import Goal, Product
 from eef.envs.shop.world import ShopWorld, load_world
 from eef.errors import UserError
 from eef.types import Task, Trajectory
 
 DEFAULT_MAX_STEPS = 15
+
+# What buying scores: (product, goal, selected options) -> Reward. ``webshop`` passes its own.
+RewardFunction = Callable[[Product, Goal, Mapping[str, str]], Reward]
 
 _ACTION = re.compile(r"(search|click)\[(.*)\]", re.IGNORECASE | re.DOTALL)
 _SUB_PAGES = tuple(name.lower() for name in pages.SUB_PAGES)
@@ -48,9 +52,12 @@ class _Episode:
 
 
 class ShopEnvironment(Environment):
-    def __init__(self, world: ShopWorld, max_steps: int = DEFAULT_MAX_STEPS) -> None:
+    def __init__(
+        self, world: ShopWorld, max_steps: int = DEFAULT_MAX_STEPS, reward: RewardFunction = shop_reward
+    ) -> None:
         self._world = world
         self._max_steps = max_steps
+        self._reward = reward
         self._episode: _Episode | None = None
 
     def reset(self, task: Task) -> str:
@@ -117,7 +124,7 @@ class ShopEnvironment(Environment):
         elif button in _SUB_PAGES:
             episode.page, episode.sub_page = "sub", button
         elif button == _BUY:
-            reward = shop_reward(product, episode.goal, episode.selected).total
+            reward = self._reward(product, episode.goal, episode.selected).total
             episode.page = "done"
             return StepResult(pages.done_page(reward), reward, True, {"invalid": False, "termination": "done"})
         else:

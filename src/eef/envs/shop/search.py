@@ -7,6 +7,7 @@ the same pages. Unlike WebShop's Lucene index, option values and bullet points a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 
 import bm25s
@@ -24,10 +25,19 @@ def indexed_text(product: Product) -> str:
 
 
 class SearchEngine:
-    def __init__(self, catalog: Catalog) -> None:
+    """``text`` says what of a product is indexed; ``k1`` and ``b`` are BM25's parameters (bm25s's
+    defaults unless given: the ``webshop`` environment passes Lucene's, which WebShop's index used)."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        text: Callable[[Product], str] = indexed_text,
+        k1: float = 1.5,
+        b: float = 0.75,
+    ) -> None:
         self._asins = [product.asin for product in catalog.products]
-        self._bm25 = bm25s.BM25()
-        self._bm25.index([content_words(indexed_text(product)) for product in catalog.products], show_progress=False)
+        self._bm25 = bm25s.BM25(k1=k1, b=b)
+        self._bm25.index([content_words(text(product)) for product in catalog.products], show_progress=False)
         self._vocabulary = set(self._bm25.vocab_dict)
         self.search = lru_cache(maxsize=4096)(self._search)
 
