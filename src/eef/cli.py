@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from eef import console
-from eef.errors import UserError
+from eef.errors import IncompleteError, UserError
 
 
 def _cmd_envs(args: argparse.Namespace) -> None:
@@ -38,17 +38,33 @@ def _cmd_envs(args: argparse.Namespace) -> None:
     console.results.print(table)
 
 
-def _cmd_collect(args: argparse.Namespace) -> None:
-    from eef.experts.collect import collect_to_file, print_report
+# `eef collect` options of chat-model experts (their dests are LLMExpertSettings fields).
+_LLM_OPTIONS = ("base_url", "api_key_env", "concurrency", "temperature", "top_p", "max_tokens", "max_retries")
+_LLM_OPTIONS += ("backoff_s", "timeout_s", "price_input", "price_output")
 
-    out = Path(args.out) if args.out else Path("data") / f"expert-{args.env}-{args.expert}-{args.split}.jsonl"
+
+def _cmd_collect(args: argparse.Namespace) -> None:
+    from eef.experts.collect import collect_to_file, expert_file_stem, print_report, raise_if_incomplete
+
+    options = {name: getattr(args, name) for name in _LLM_OPTIONS}
+    name, llm = args.expert, None
+    if args.expert.startswith("openai:"):
+        from eef.experts.llm import settings_from_spec
+
+        name, llm = settings_from_spec(args.expert, **options)
+    elif any(value is not None for value in options.values()):
+        given = next(f"--{key.replace('_', '-')}" for key, value in options.items() if value is not None)
+        raise UserError(f"{given} applies to chat-model experts only: use it with --expert openai:MODEL")
+    stem = expert_file_stem(name)
+    out = Path(args.out) if args.out else Path("data") / f"expert-{args.env}-{stem}-{args.split}.jsonl"
     report = collect_to_file(
-        env_name=args.env, expert_spec=args.expert, split=args.split, out=out, seed=args.seed, limit=args.limit
+        env_name=args.env, expert_spec=name, split=args.split, out=out, seed=args.seed, limit=args.limit, llm=llm
     )
     if args.json:
         console.print_json(report)
     else:
         print_report(report)
+    raise_if_incomplete(report)
 
 
 def _cmd_stats(args: argparse.Namespace) -> None:
@@ -132,6 +148,18 @@ def build_parser() -> argparse.ArgumentParser:
     collect.add_argument("--limit", type=int, default=None, help="only the first N tasks of the split")
     collect.add_argument("--out", default=None, help="output JSONL (default data/expert-ENV-EXPERT-SPLIT.jsonl)")
     collect.add_argument("--json", action="store_true", help="print the summary as JSON")
+    llm = collect.add_argument_group("chat-model experts (--expert openai:MODEL[@TAG]; see docs/experts.md)")
+    llm.add_argument("--base-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 (default: OpenAI)")
+    llm.add_argument("--api-key-env", metavar="VAR", help="environment variable with the key (default OPENAI_API_KEY)")
+    llm.add_argument("--concurrency", type=int, help="episodes in flight at once (default 8)")
+    llm.add_argument("--temperature", type=float, help="sampling temperature (default 0)")
+    llm.add_argument("--top-p", type=float, help="nucleus sampling (default 1)")
+    llm.add_argument("--max-tokens", type=int, help="longest turn in tokens (default 256)")
+    llm.add_argument("--max-retries", type=int, help="retries of a failing request (default 6)")
+    llm.add_argument("--backoff", dest="backoff_s", type=float, help="first retry's delay in s, doubling (default 1)")
+    llm.add_argument("--timeout", dest="timeout_s", type=float, help="one request's time limit in s (default 120)")
+    llm.add_argument("--price-input", type=float, metavar="USD", help="price per million prompt tokens")
+    llm.add_argument("--price-output", type=float, metavar="USD", help="price per million generated tokens")
     collect.set_defaults(handler=_cmd_collect)
 
     train = commands.add_parser("train", help="supervised fine-tuning on a trajectories file (loss on agent turns)")
@@ -210,6 +238,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as err:
         console.messages.print(f"eef: error: {err}", markup=False, highlight=False)
         return 2
+    except IncompleteError as err:
+        console.messages.print(f"eef: error: {err}", markup=False, highlight=False)
+        return 1
     except KeyboardInterrupt:
         console.messages.print("eef: interrupted", markup=False)
         return 130

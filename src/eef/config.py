@@ -9,6 +9,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from eef.errors import UserError
+from eef.experts.llm import SPEC_PREFIX, LLMExpertSettings
 from eef.training.sft import SFTSettings
 
 
@@ -66,6 +67,9 @@ class RunConfig(Strict):
     env: EnvConfig = Field(default_factory=EnvConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     experts: list[str] = Field(default_factory=lambda: ["scripted"], min_length=1)
+    # Chat-model experts by name (each name also listed in ``experts``); ``openai:MODEL`` in ``experts``
+    # is one with default settings. See docs/experts.md.
+    llm_experts: dict[str, LLMExpertSettings] = Field(default_factory=dict)
     sft: SFTSettings = Field(default_factory=SFTSettings)  # its seed is replaced by the run's
     # How RFT/EEF iterations that continue from the previous model train (methods with
     # retrain_from_base: false); None: as ``sft``. Retraining from the base always uses ``sft``.
@@ -78,6 +82,16 @@ class RunConfig(Strict):
         names = [m.name for m in self.methods]
         if len(set(names)) != len(names):
             raise ValueError(f"method names must be unique, got {names}")
+        for name in self.llm_experts:
+            if name not in self.experts:
+                raise ValueError(f"llm_experts names {name!r}, which is not in experts {self.experts}")
+        for name in self.experts:
+            if "/" in name:  # an expert's name is part of its data's file names
+                model = name.removeprefix(SPEC_PREFIX)
+                raise ValueError(
+                    f"expert {name!r}: name it (e.g. experts: [my-model], llm_experts: {{my-model: "
+                    f"{{model: {model}}}}}); a run's expert names become file names"
+                )
         for method in self.methods:
             for expert in method.experts or []:
                 if expert not in self.experts:

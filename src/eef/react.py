@@ -5,6 +5,9 @@ from __future__ import annotations
 import re
 
 _ACTION = re.compile(r"Action:\s*(.+)", re.IGNORECASE)
+# The observation that answers a turn naming no action, for agents that get another try (the
+# student's rollouts, chat-model experts); the same text in both keeps their trajectories alike.
+INVALID_TURN = "Invalid action: your turn named no action. Answer with 'Thought: ...' then 'Action: ...'."
 
 
 def format_turn(thought: str, action: str) -> str:

@@ -32,7 +32,7 @@ from eef.envs.base import Suite
 from eef.envs.registry import get_suite
 from eef.errors import UserError
 from eef.evaluate import evaluate, save_evaluation
-from eef.experts.collect import collect_to_file
+from eef.experts.collect import collect_to_file, raise_if_incomplete
 from eef.methods.exploration import (
     build_training_set,
     exploration_starts,
@@ -123,8 +123,15 @@ class Run:
             out = self.dir / "experts" / f"{name}-{split}.jsonl"
             if not out.with_suffix(".summary.json").is_file():  # written last: the stage's done marker
                 report = collect_to_file(
-                    env_name=env.name, expert_spec=name, split=split, out=out, seed=self.config.seed, limit=limit
+                    env_name=env.name,
+                    expert_spec=name,
+                    split=split,
+                    out=out,
+                    seed=self.config.seed,
+                    limit=limit,
+                    llm=self.config.llm_experts.get(name),
                 )
+                raise_if_incomplete(report)
                 self.metrics.log(
                     f"expert/{name}/{split}",
                     stage="expert",
@@ -132,6 +139,9 @@ class Run:
                     split=split,
                     episodes=report["summary"]["overall"]["episodes"],
                     wall_time_s=report["wall_time_s"],
+                    prompt_tokens=report["tokens"]["prompt"],
+                    generated_tokens=report["tokens"]["generated"],
+                    cost_usd=report["tokens"].get("cost_usd"),  # None: a scripted expert, or no prices given
                 )
         return read_jsonl(self.dir / "experts" / f"{name}-train.jsonl", Trajectory)
 
