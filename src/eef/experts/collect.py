@@ -267,8 +267,8 @@ def raise_if_incomplete(report: dict[str, Any]) -> None:
         total = report["summary"]["overall"]["episodes"] + len(failed)
         raise IncompleteError(
             f"{len(failed)} of {total} episodes could not be collected (first: task {failed[0]['task_id']}: "
-            f"{failed[0]['error']}); rerun the same command to retry them (finished episodes and cached "
-            f"responses are kept in {report['trajectories']})"
+            f"{failed[0]['error']}); rerun the same command to retry them (finished episodes and answers so "
+            "far are kept)"
         )
 
 
@@ -282,7 +282,10 @@ def print_report(report: dict[str, Any]) -> None:
         console.results.print(f"{name}: {value:.1%}" if isinstance(value, float) else f"{name}: {value}")
     if usage := report.get("usage"):
         console.results.print(", ".join(f"{key} {value}" for key, value in usage.items()), markup=False)
-    for failure in report["failed"]:
+    shown = 10  # the first few; --json lists them all
+    for failure in report["failed"][:shown]:
         console.results.print(f"failed: task {failure['task_id']}: {failure['error']}", markup=False)
+    if len(report["failed"]) > shown:
+        console.results.print(f"failed: {len(report['failed']) - shown} more episodes (see --json)", markup=False)
     resumed = f", {report['resumed_episodes']} resumed" if report["resumed_episodes"] else ""
     console.results.print(f"trajectories: {report['trajectories']} ({report['wall_time_s']} s{resumed})", markup=False)
