@@ -174,3 +174,12 @@ def test_no_jvm_survives_the_process():
     )
     subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
     assert scienceworld_jvms() - before == set()
+
+
+def test_canonical_observation_sorts_listings_only():
+    from eef.envs.sciworld.text import canonical_observation
+
+    a = "Room:\n\tthe agent\n\ta table. On the table is: a jug (containing a, b), a cup.\n\ta chair\nYou also see:"
+    b = "Room:\n\ta chair\n\tthe agent\n\ta table. On the table is: a cup, a jug (containing a, b).\nYou also see:"
+    assert canonical_observation(a) == canonical_observation(b)
+    assert canonical_observation("You move the jug to the sink.") == "You move the jug to the sink."

@@ -3,7 +3,8 @@
 An episode loads one task variation with the "easy" simplifications (teleport, open doors and
 containers, self-watering pots, no electrical actions where a task does not need them). The first
 observation is the task description and the room ("look around"); each step returns the simulator's
-observation only (never the valid-action list: building it is ~90% of a step's cost, so only a caller
+observation only, its object lists in a canonical order (:mod:`eef.envs.sciworld.text`); never the
+valid-action list (building it is ~90% of a step's cost, so only a caller
 that uses it asks, via :meth:`SciWorldEnvironment.valid_actions`). The episode ends when the simulator
 says the task is completed or failed (score < 0), or at the task's step limit. As in ETO, the reward is
 the best score of the episode / 100 and success is a score of 100.
@@ -34,6 +35,7 @@ from eef.envs.sciworld.tasks import (
     split_variations,
     step_limit,
 )
+from eef.envs.sciworld.text import canonical_observation
 from eef.errors import UserError
 from eef.types import Task
 
@@ -186,12 +188,12 @@ def _unreachable(simulator: Simulator) -> bool:
 
 def _start(simulator: Simulator, episode: _Episode, with_gold_path: bool = False) -> str:
     simulator.load(episode.task_name, episode.variation, episode.simplifications, with_gold_path)
-    room = simulator.step("look around")
-    return f"{simulator.task_description().strip()}\n\n{room.strip()}"
+    room = canonical_observation(simulator.step("look around").strip())
+    return f"{simulator.task_description().strip()}\n\n{room}"
 
 
 def _act(simulator: Simulator, action: str) -> tuple[str, float, bool]:
-    observation = simulator.step(action).strip()
+    observation = canonical_observation(simulator.step(action).strip())
     return observation, simulator.score(), simulator.completed()
 
 
