@@ -25,8 +25,9 @@ from eef.experts.base import Expert, ExpertEpisode
 from eef.react import format_turn
 from eef.types import Task
 
-# Tuned on the train split (see docs/sciworld.md): about 40% success overall, as GPT-4 in the EEF paper.
-DEFAULT_SLIP_CHANCE = 0.08
+# Tuned on the first 96 train tasks (4 per task; docs/sciworld.md): 0.08 gave 68% success, 0.25 gave 34%;
+# 0.2 aims at ~40%, GPT-4's rate in the EEF paper.
+DEFAULT_SLIP_CHANCE = 0.2
 # name -> slip chance: a perfect expert, the main one, and a weaker second source ("GPT-3&4" in EEF).
 GOLD_EXPERTS: dict[str, float] = {
     "gold": 0.0,
