@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -70,8 +71,11 @@ class ChatServer:
         upstream: str | None = None,
         faults: list[Fault] | None = None,
         fail_when: Callable[[Conversation], Fault | None] | None = None,
+        delay_s: float = 0.0,
     ) -> None:
         self.turns = turns
+        self.delay_s = delay_s  # each answer waits this long (to see requests overlap)
+        self.in_flight = self.max_in_flight = 0
         self.upstream = upstream
         self.faults = list(faults or [])
         self.fail_when = fail_when
@@ -120,7 +124,14 @@ class ChatServer:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 with server._lock:
                     server.requests.append((request_key(body), self.headers.get("Authorization", "")))
-                answer = server._answer(body)
+                    server.in_flight += 1
+                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                time.sleep(server.delay_s)
+                try:
+                    answer = server._answer(body)
+                finally:
+                    with server._lock:
+                        server.in_flight -= 1
                 if isinstance(answer, Fault) and answer.drop:
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)

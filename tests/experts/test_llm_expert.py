@@ -4,6 +4,7 @@ The server replays the scripted shop expert's turns for each conversation it rec
 client must reproduce the scripted trajectories exactly (successes and failures), through retries and
 resumes. Faults (429, 5xx, malformed bodies, dropped connections, a server that is down) are injected."""
 
+import asyncio
 import json
 import os
 import subprocess
@@ -23,10 +24,20 @@ from tests.experts.servers import (
     next_turns,
 )
 
+from eef import console
+from eef.cli import main
 from eef.envs.registry import get_suite
 from eef.errors import IncompleteError, UserError
-from eef.experts.collect import collect, collect_to_file, partial_path, raise_if_incomplete
-from eef.experts.llm import CachedResponse, LLMExpertSettings, cache_path, clip_turn, parse_spec, settings_from_spec
+from eef.experts.collect import collect, collect_async, collect_to_file, partial_path, raise_if_incomplete
+from eef.experts.llm import (
+    CachedResponse,
+    LLMExpert,
+    LLMExpertSettings,
+    cache_path,
+    clip_turn,
+    parse_spec,
+    settings_from_spec,
+)
 from eef.experts.registry import make_expert
 from eef.react import INVALID_TURN
 from eef.storage import read_jsonl, read_trajectories
@@ -184,16 +195,29 @@ def test_a_failing_episode_is_reported_kept_out_and_retried_by_a_rerun(tmp_path,
     assert "***" in first.stdout  # the server's echo of the key was redacted from the error
 
 
-def test_a_server_that_is_down_fails_every_episode_with_one_clear_line(tmp_path):
+def _eef_here(capsys, monkeypatch, *args: str) -> tuple[int, str, str]:
+    """`eef ARGS` in this process (no interpreter start-up), without OPENAI_* variables; (exit code, stdout, stderr)."""
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("EEF_QUIET", "1")
+    # The CLI's consoles hold the streams of when they were made: point them at the captured ones.
+    monkeypatch.setattr(console.results, "file", sys.stdout)
+    monkeypatch.setattr(console.messages, "file", sys.stderr)
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_a_server_that_is_down_fails_every_episode_with_one_clear_line(tmp_path, capsys, monkeypatch):
     out = tmp_path / "llm.jsonl"
     url = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
     command = ["collect", "--expert", "openai:any", "--base-url", url, "--limit", "2", "--out", str(out)]
-    result = _eef(*command, "--max-retries", "1", "--backoff", "0.01", env=_cli_env())
-    assert result.returncode == 1
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    code, stdout, stderr = _eef_here(capsys, monkeypatch, *command, "--max-retries", "1", "--backoff", "0.01")
+    assert code == 1
+    lines = [line for line in stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "2 of 2 episodes could not be collected" in lines[0]
     assert f"cannot reach {url}" in lines[0] and "gave up after 2 attempts" in lines[0]
-    assert "failed: task" in result.stdout and not out.exists()
+    assert "failed: task" in stdout and not out.exists()
 
 
 def test_errors_that_retrying_cannot_fix_are_not_retried(tmp_path, scripted):
@@ -207,6 +231,25 @@ def test_errors_that_retrying_cannot_fix_are_not_retried(tmp_path, scripted):
         raise_if_incomplete(report)
 
 
+@pytest.mark.parametrize(("max_envs", "in_flight"), [(None, 4), (2, 2)])
+def test_episodes_run_concurrently_within_the_environments_bound(tmp_path, max_envs, in_flight):
+    suite = get_suite("shop")
+    suite.max_concurrent_envs = max_envs  # this instance only
+    made = suite.make
+    alive = []
+
+    def counted_make():
+        alive.append(1)
+        return made()
+
+    suite.make = counted_make
+    with ChatServer({}, delay_s=0.1) as server:
+        expert = LLMExpert("m", LLMExpertSettings(model="m", base_url=server.url, concurrency=4), tmp_path / "c.jsonl")
+        result = asyncio.run(collect_async(suite, expert, suite.tasks("train")[:6], seed=0))
+    assert len(result.trajectories) == 6 and server.max_in_flight == in_flight
+    assert len(alive) == in_flight  # one environment per worker, reused across its episodes
+
+
 def test_a_turn_without_an_action_gets_the_students_invalid_turn_observation(tmp_path):
     """The episode goes on as the student's rollouts do, and ends after 3 invalid turns in a row."""
     with ChatServer({}) as server:  # answers every conversation "Thought: I do not know this page."
@@ -216,19 +259,19 @@ def test_a_turn_without_an_action_gets_the_students_invalid_turn_observation(tmp
     assert [m.content for m in trajectory.messages[3::2]] == [INVALID_TURN] * 3
 
 
-def test_missing_key_for_openais_api_is_a_user_error(tmp_path):
-    result = _eef(
-        "collect", "--expert", "openai:gpt-4o-mini", "--limit", "1", "--out", str(tmp_path / "x.jsonl"), env=_cli_env()
-    )
-    assert result.returncode == 2
-    assert result.stderr.strip() == (
+def test_missing_key_for_openais_api_is_a_user_error(tmp_path, capsys, monkeypatch):
+    command = ["collect", "--expert", "openai:gpt-4o-mini", "--limit", "1", "--out", str(tmp_path / "x.jsonl")]
+    code, _, stderr = _eef_here(capsys, monkeypatch, *command)
+    assert code == 2
+    assert stderr.strip() == (
         "eef: error: set OPENAI_API_KEY to your API key (or give --base-url for a server that needs none)"
     )
 
 
-def test_llm_options_need_a_chat_model_expert(tmp_path):
-    result = _eef("collect", "--base-url", "http://127.0.0.1:1/v1", "--out", str(tmp_path / "x.jsonl"), env=_cli_env())
-    assert result.returncode == 2 and "--base-url applies to chat-model experts only" in result.stderr
+def test_llm_options_need_a_chat_model_expert(tmp_path, capsys, monkeypatch):
+    command = ["collect", "--base-url", "http://127.0.0.1:1/v1", "--out", str(tmp_path / "x.jsonl")]
+    code, _, stderr = _eef_here(capsys, monkeypatch, *command)
+    assert code == 2 and "--base-url applies to chat-model experts only" in stderr
 
 
 def test_spec_names_and_settings():
