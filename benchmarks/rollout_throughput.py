@@ -1,8 +1,13 @@
-"""Rollout throughput: the batched engine vs naive one-episode-at-a-time exploration, in one process.
+"""Rollout throughput: our engine vs naive one-episode-at-a-time exploration, in one process.
 
 Naive is how ETO and AgentGym explore: one episode at a time, the whole history re-encoded every
-turn. Ours runs many episodes together, one ``generate`` call per turn for all live episodes. Both
-use the same model, tasks and greedy decoding, so they must produce the same trajectories (checked).
+turn (``HFGenerator``, batch 1). Batched: the same generator, all episodes' turns in one
+``generate`` call. Ours: the batched engine with each episode's keys and values kept between turns
+and the recorded prefix of restarts computed once (``CachedGenerator``). Same model, tasks and
+greedy decoding, so all three must produce the same trajectories (checked).
+
+Part 1 rolls out from the tasks' initial states; part 2 restarts from expert failures as EEF does
+(M restart points per failed trajectory) and compares the tokens prefilled per rollout.
 
     .venv/bin/python benchmarks/rollout_throughput.py --model runs/default-seed0/sft/checkpoint
 """
@@ -14,25 +19,50 @@ import time
 
 import torch
 
+from eef.envs.base import Suite
 from eef.envs.registry import get_suite
-from eef.policy.engine import HFGenerator, SamplingSettings
+from eef.experts.collect import collect
+from eef.experts.registry import make_expert
+from eef.policy.cached_generator import CachedGenerator
+from eef.policy.engine import HFGenerator, SamplingSettings, TurnGenerator
 from eef.policy.models import load_policy
 from eef.rollout import EpisodeStart, RolloutEngine, RolloutSettings
 from eef.types import Trajectory
 
+FIGURES = ("episodes/s", "generated tokens/s", "env steps/s", "seconds", "CPU seconds", "prefilled tokens/rollout")
 
-def measure(engine: RolloutEngine, starts: list[EpisodeStart]) -> tuple[dict[str, float], list[Trajectory]]:
-    began = time.perf_counter()
+
+def measure(
+    suite: Suite, generator: TurnGenerator, batch_size: int, starts: list[EpisodeStart], max_new_tokens: int
+) -> tuple[dict[str, float], list[Trajectory]]:
+    greedy = SamplingSettings(temperature=0.0, max_new_tokens=max_new_tokens)
+    engine = RolloutEngine(suite, generator, RolloutSettings(sampling=greedy, batch_size=batch_size), "bench")
+    began, cpu_began = time.perf_counter(), time.process_time()
     trajectories = engine.run(starts, seed=0)
     seconds = time.perf_counter() - began
     figures = {
         "seconds": seconds,
+        "CPU seconds": time.process_time() - cpu_began,
         "episodes/s": len(trajectories) / seconds,
         "generated tokens/s": sum(t.generated_tokens for t in trajectories) / seconds,
         "env steps/s": sum(t.num_actions for t in trajectories) / seconds,
-        "prompt tokens": sum(t.prompt_tokens for t in trajectories),
+        "prefilled tokens/rollout": sum(t.prefilled_tokens for t in trajectories) / len(trajectories),
     }
     return figures, trajectories
+
+
+def compare(title: str, suite: Suite, engines: dict[str, tuple[TurnGenerator, int]], starts, max_new_tokens) -> None:
+    results = {name: measure(suite, gen, batch, starts, max_new_tokens) for name, (gen, batch) in engines.items()}
+    names = list(results)
+    print(f"\n{title}")
+    print(f"{'':26}" + "".join(f"{name:>12}" for name in names) + "".join(f"{n + '/naive':>16}" for n in names[1:]))
+    for key in FIGURES:
+        values = [results[name][0][key] for name in names]
+        ratios = [value / values[0] for value in values[1:]]
+        print(f"{key:26}" + "".join(f"{v:>12.1f}" for v in values) + "".join(f"{r:>16.2f}" for r in ratios))
+    reference = [t.messages for t in results[names[0]][1]]
+    identical = all([t.messages for t in results[name][1]] == reference for name in names[1:])
+    print(f"identical trajectories: {'yes' if identical else 'NO'}")
 
 
 def main() -> None:
@@ -43,26 +73,45 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--max-new-tokens", type=int, default=48)
+    parser.add_argument("--restart-sources", type=int, default=16, help="expert failures to restart from")
+    parser.add_argument("--restarts", type=int, default=4, help="restart points per failure (EEF's M)")
+    parser.add_argument("--expert", default="scripted", help="the expert whose failures part 2 restarts from")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     suite = get_suite(args.env)
-    starts = [EpisodeStart(task) for task in suite.tasks(args.split)[: args.episodes]]
     policy = load_policy(args.model)
-    generator = HFGenerator(policy.model, policy.tokenizer)
-    greedy = SamplingSettings(temperature=0.0, max_new_tokens=args.max_new_tokens)
-    results = {}
-    for name, batch_size in (("naive", 1), ("ours", args.batch_size)):
-        engine = RolloutEngine(suite, generator, RolloutSettings(sampling=greedy, batch_size=batch_size), "bench")
-        results[name] = measure(engine, starts)
-
-    (naive, naive_runs), (ours, our_runs) = results["naive"], results["ours"]
-    identical = [t.messages for t in naive_runs] == [t.messages for t in our_runs]
+    plain, cached = HFGenerator(policy.model, policy.tokenizer), CachedGenerator(policy.model, policy.tokenizer)
+    engines = {"naive": (plain, 1), "batched": (plain, args.batch_size), "ours": (cached, args.batch_size)}
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU, {torch.get_num_threads()} threads"
-    print(f"{args.episodes} episodes of {args.env}/{args.split}, greedy, {args.model} on {device}")
-    print(f"{'':22}{'naive':>12}{'ours':>12}{'ours/naive':>12}")
-    for key in ("episodes/s", "generated tokens/s", "env steps/s", "seconds", "prompt tokens"):
-        print(f"{key:22}{naive[key]:>12.1f}{ours[key]:>12.1f}{ours[key] / naive[key]:>12.2f}")
-    print(f"identical trajectories: {'yes' if identical else 'NO'}")
+    print(f"{args.model} on {device}; {args.env}, greedy, at most {args.max_new_tokens} new tokens per turn")
+
+    starts = [EpisodeStart(task) for task in suite.tasks(args.split)[: args.episodes]]
+    compare(
+        f"1. {len(starts)} episodes from the initial states of {args.split}",
+        suite,
+        engines,
+        starts,
+        args.max_new_tokens,
+    )
+
+    tasks = {task.task_id: task for task in suite.tasks("train")}
+    failures = []
+    for trajectory in collect(suite, make_expert(args.env, args.expert), suite.tasks("train"), seed=0):
+        if not trajectory.success and trajectory.num_actions > args.restarts:
+            failures.append(trajectory)
+        if len(failures) == args.restart_sources:
+            break
+    restarts = [EpisodeStart(tasks[f.task_id], f, m) for f in failures for m in range(1, args.restarts + 1)]
+    compare(
+        f"2. {len(restarts)} EEF restarts ({len(failures)} expert failures x {args.restarts} points)",
+        suite,
+        engines,
+        restarts,
+        args.max_new_tokens,
+    )
 
 
 if __name__ == "__main__":

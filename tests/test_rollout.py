@@ -5,6 +5,7 @@ import pytest
 from eef.envs.registry import get_suite
 from eef.experts.collect import collect
 from eef.experts.registry import make_expert
+from eef.policy.cached_generator import CachedGenerator
 from eef.policy.engine import HFGenerator, SamplingSettings
 from eef.policy.models import load_policy
 from eef.policy.tiny import environment_text
@@ -23,13 +24,24 @@ def expert_data(shop):
 
 
 @pytest.fixture(scope="module")
-def generator(shop, expert_data, tmp_path_factory):
+def policy(shop, expert_data, tmp_path_factory):
     """A tiny model with one short round of behaviour cloning: it emits real actions, some valid, some not."""
     texts = environment_text(shop.instruction, expert_data)
     policy = load_policy("tiny", tokenizer_texts=texts, seed=0)
     settings = SFTSettings(epochs=1, learning_rate=2e-3, batch_size=8, max_length=1024, seed=0)
     train_sft(policy, [t for t in expert_data if t.success], settings, tmp_path_factory.mktemp("ckpt") / "model")
+    return policy
+
+
+@pytest.fixture(scope="module")
+def generator(policy):
+    """The plain generator: every prompt encoded afresh."""
     return HFGenerator(policy.model, policy.tokenizer)
+
+
+@pytest.fixture
+def cached(policy):
+    return CachedGenerator(policy.model, policy.tokenizer)
 
 
 def _engine(shop, generator, batch_size, temperature=0.0):
@@ -58,11 +70,37 @@ def test_restart_from_expert_prefix_keeps_it_as_untrained_context(shop, generato
     assert trajectory.num_actions > 2 and trajectory.termination is not None
 
 
-def test_sampling_is_reproducible_from_the_seed(shop, generator):
+def test_cached_generator_equals_plain_under_greedy(shop, generator, cached):
+    """Reused keys and values give the same turns as encoding every prompt afresh, for less prefill."""
+    starts = [EpisodeStart(task) for task in shop.tasks("dev")[:8]]
+    plain = _engine(shop, generator, batch_size=1).run(starts, seed=0)
+    reused = _engine(shop, cached, batch_size=8).run(starts, seed=0)
+    assert [t.messages for t in reused] == [t.messages for t in plain]
+    assert [t.prompt_tokens for t in reused] == [t.prompt_tokens for t in plain]
+    assert all(t.prefilled_tokens == t.prompt_tokens for t in plain)
+    assert sum(t.prefilled_tokens for t in reused) < sum(t.prompt_tokens for t in reused) / 2
+    assert len(cached.store) == 0  # every ended episode released its cache
+
+
+def test_restarts_share_their_recorded_prefix(shop, generator, cached, expert_data):
+    """EEF's restarts from one expert failure: same turns as without reuse, >= 3x fewer prefilled tokens."""
+    failures = [t for t in expert_data if not t.success and t.num_actions >= 5][:4]
+    assert len(failures) == 4
+    tasks = {task.task_id: task for task in shop.tasks("train")}
+    starts = [EpisodeStart(tasks[f.task_id], f, index) for f in failures for index in range(1, 5)]
+    plain = _engine(shop, generator, batch_size=16).run(starts, seed=0)
+    reused = _engine(shop, cached, batch_size=16).run(starts, seed=0)
+    assert [t.messages for t in reused] == [t.messages for t in plain]
+    prefilled_plain = sum(t.prefilled_tokens for t in plain) / len(plain)
+    prefilled_reused = sum(t.prefilled_tokens for t in reused) / len(reused)
+    assert prefilled_plain >= 3 * prefilled_reused
+
+
+def test_sampling_is_reproducible_from_the_seed(shop, cached):
     starts = [EpisodeStart(task, sample=k) for task in shop.tasks("dev")[:4] for k in range(2)]
-    first = _engine(shop, generator, batch_size=8, temperature=1.0).run(starts, seed=7)
-    again = _engine(shop, generator, batch_size=8, temperature=1.0).run(starts, seed=7)
-    other = _engine(shop, generator, batch_size=8, temperature=1.0).run(starts, seed=8)
+    first = _engine(shop, cached, batch_size=8, temperature=1.0).run(starts, seed=7)
+    again = _engine(shop, cached, batch_size=8, temperature=1.0).run(starts, seed=7)
+    other = _engine(shop, cached, batch_size=8, temperature=1.0).run(starts, seed=8)
     assert [t.messages for t in first] == [t.messages for t in again]
     assert [t.messages for t in first] != [t.messages for t in other]
 

@@ -58,7 +58,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
 def evaluate_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
     from eef.envs.registry import get_suite
     from eef.evaluate import evaluate, save_evaluation
-    from eef.policy.engine import HFGenerator, SamplingSettings
+    from eef.policy.engine import SamplingSettings, make_generator
     from eef.policy.models import load_policy
     from eef.rollout import RolloutSettings
 
@@ -72,7 +72,7 @@ def evaluate_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
         sampling=SamplingSettings(temperature=args.temperature, max_new_tokens=args.max_new_tokens),
         batch_size=args.batch_size,
     )
-    generator = HFGenerator(policy.model, policy.tokenizer)
+    generator = make_generator(policy.model, policy.tokenizer)
     evaluation = evaluate(
         generator, suite, args.split, settings, origin=f"policy:{args.model}", seed=args.seed, limit=args.limit
     )

@@ -42,6 +42,9 @@ class RolloutConfig(Strict):
     explore: SamplingConfig = Field(default_factory=SamplingConfig)
     evaluate: SamplingConfig = Field(default_factory=lambda: SamplingConfig(temperature=0.0))
     batch_size: int = 64
+    # Keep each episode's keys and values between turns and share the recorded prefix of restarts
+    # (identical greedy results; false: re-encode every prompt, as the naive engine does).
+    prefix_reuse: bool = True
     max_context_tokens: int = 2048
     max_invalid_actions: int = 3
 

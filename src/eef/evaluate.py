@@ -9,7 +9,7 @@ from typing import Any
 
 from eef import console
 from eef.envs.base import Suite
-from eef.policy.engine import HFGenerator
+from eef.policy.engine import TurnGenerator
 from eef.rollout import EpisodeStart, RolloutEngine, RolloutSettings
 from eef.storage import write_json, write_trajectories
 from eef.summary import Summary, summarize
@@ -25,7 +25,7 @@ class Evaluation:
 
 
 def evaluate(
-    generator: HFGenerator,
+    generator: TurnGenerator,
     suite: Suite,
     split: str,
     settings: RolloutSettings,

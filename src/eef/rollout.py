@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from eef.envs.base import Environment, Suite, restore
-from eef.policy.engine import HFGenerator, SamplingSettings
+from eef.envs.base import Environment, Suite, restore_points
+from eef.policy.engine import SamplingSettings, TurnGenerator
 from eef.react import parse_action
 from eef.seeding import derive_seed
 from eef.training.tokenize import encode_prompt
@@ -79,6 +79,7 @@ class _Episode:
     actions: int = 0
     consecutive_invalid: int = 0
     prompt_tokens: int = 0
+    prefilled_tokens: float = 0.0
     generated_tokens: int = 0
     reward: float = 0.0
     termination: Termination | None = None
@@ -87,7 +88,7 @@ class _Episode:
 class RolloutEngine:
     """Runs episodes of one suite with one policy; ``origin`` tags the trajectories it returns."""
 
-    def __init__(self, suite: Suite, generator: HFGenerator, settings: RolloutSettings, origin: str):
+    def __init__(self, suite: Suite, generator: TurnGenerator, settings: RolloutSettings, origin: str):
         self.suite = suite
         self.generator = generator
         self.settings = settings
@@ -105,8 +106,11 @@ class RolloutEngine:
         same starts, settings and seed give the same trajectories.
         ``on_done`` sees each trajectory as soon as its episode ends (for progress and logs)."""
         results: dict[str, Trajectory] = {}
-        for chunk_begin in range(0, len(starts), self.settings.batch_size):
-            chunk = starts[chunk_begin : chunk_begin + self.settings.batch_size]
+        in_flight = self.settings.batch_size
+        if self.suite.max_concurrent_envs is not None:
+            in_flight = min(in_flight, self.suite.max_concurrent_envs)
+        for chunk_begin in range(0, len(starts), in_flight):
+            chunk = starts[chunk_begin : chunk_begin + in_flight]
             for trajectory in self._run_chunk(chunk, seed, chunk_seed=derive_seed(seed, "chunk", chunk_begin)):
                 results[trajectory.id] = trajectory
                 if on_done is not None:
@@ -116,23 +120,37 @@ class RolloutEngine:
     def _trajectory_id(self, start: EpisodeStart) -> str:
         return f"{self.origin}/{start.key}"
 
-    def _begin(self, start: EpisodeStart, seed: int) -> _Episode:
-        env = self.suite.make()
-        if start.source is None:
-            observation = env.reset(start.task)
-            messages = [
-                Message(role="system", content=self.suite.instruction),
-                Message(role="user", content=observation),
-            ]
-        else:
-            actions, observations = replay_actions(start.source, start.action_index)
-            restore(env, start.task, actions, observations)
-            messages = recorded_prefix(start.source, start.action_index)
-        # Actions count from the task's start, as the environment's step limit does.
-        return _Episode(start=start, env=env, messages=messages, seed=seed, actions=start.action_index)
+    def _begin(self, chunk: list[EpisodeStart], seed: int) -> list[_Episode]:
+        """Episodes for ``chunk``; restarts from one recorded trajectory share one replay of it
+        when the environment can fork its state."""
+        environments: dict[int, Environment] = {}
+        restarts: dict[str, tuple[Trajectory, Task, list[int]]] = {}
+        for position, start in enumerate(chunk):
+            if start.source is None:
+                environments[position] = self.suite.make()
+            else:
+                restarts.setdefault(start.source.id, (start.source, start.task, []))[2].append(position)
+        for source, task, positions in restarts.values():
+            indices = [chunk[position].action_index for position in positions]
+            actions, observations = replay_actions(source, max(indices))
+            restored = restore_points(self.suite, task, actions, observations, indices)
+            environments.update(zip(positions, restored, strict=True))
+        episodes = []
+        for position, start in enumerate(chunk):
+            env = environments[position]
+            if start.source is None:
+                messages = [
+                    Message(role="system", content=self.suite.instruction),
+                    Message(role="user", content=env.reset(start.task)),
+                ]
+            else:
+                messages = recorded_prefix(start.source, start.action_index)
+            # Actions count from the task's start, as the environment's step limit does.
+            episodes.append(_Episode(start, env, messages, seed, actions=start.action_index))
+        return episodes
 
     def _run_chunk(self, chunk: list[EpisodeStart], seed: int, chunk_seed: int) -> list[Trajectory]:
-        episodes = [self._begin(start, seed) for start in chunk]
+        episodes = self._begin(chunk, seed)
         finished: list[Trajectory] = []
         turn = 0
         while live := [e for e in episodes if e.termination is None]:
@@ -144,10 +162,14 @@ class RolloutEngine:
                 else:
                     stepping.append((episode, prompt))
             generations = self.generator.generate(
-                [prompt for _, prompt in stepping], self.settings.sampling, seed=derive_seed(chunk_seed, turn)
+                [prompt for _, prompt in stepping],
+                self.settings.sampling,
+                seed=derive_seed(chunk_seed, turn),
+                keys=[self._trajectory_id(episode.start) for episode, _ in stepping],
             )
             for (episode, prompt), generation in zip(stepping, generations, strict=True):
                 episode.prompt_tokens += len(prompt)
+                episode.prefilled_tokens += generation.prefilled_tokens
                 episode.generated_tokens += generation.new_tokens
                 self._step(episode, generation.text)
             turn += 1
@@ -155,6 +177,7 @@ class RolloutEngine:
                 if episode.termination is not None:
                     finished.append(self._record(episode))
                     episode.env.close()
+                    self.generator.release(self._trajectory_id(episode.start))
         return finished
 
     def _step(self, episode: _Episode, turn_text: str) -> None:
@@ -194,5 +217,6 @@ class RolloutEngine:
             seed=episode.seed,
             difficulty=start.task.difficulty,
             prompt_tokens=episode.prompt_tokens,
+            prefilled_tokens=round(episode.prefilled_tokens),
             generated_tokens=episode.generated_tokens,
         )

@@ -41,7 +41,7 @@ from eef.methods.exploration import (
 )
 from eef.methods.solutions import PositiveRepository
 from eef.metrics import MetricsLog
-from eef.policy.engine import HFGenerator, SamplingSettings
+from eef.policy.engine import SamplingSettings, TurnGenerator, make_generator
 from eef.policy.models import Policy, load_policy, save_policy, training_dtype
 from eef.policy.tiny import environment_text
 from eef.rollout import RolloutEngine, RolloutSettings
@@ -180,9 +180,9 @@ class Run:
             )
         return checkpoint
 
-    def _generator(self, checkpoint: Path) -> HFGenerator:
+    def _generator(self, checkpoint: Path) -> TurnGenerator:
         policy: Policy = load_policy(str(checkpoint), dtype=self.config.model.dtype)
-        return HFGenerator(policy.model, policy.tokenizer)
+        return make_generator(policy.model, policy.tokenizer, prefix_reuse=self.config.rollout.prefix_reuse)
 
     def _rollout_settings(self, sampling: Any) -> RolloutSettings:
         rollout = self.config.rollout

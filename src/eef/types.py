@@ -100,7 +100,8 @@ class Trajectory(BaseModel):
     num_actions: int = Field(ge=0)
     seed: int
     difficulty: str = ""
-    prompt_tokens: int = 0
+    prompt_tokens: int = 0  # the prompts' lengths, summed over turns
+    prefilled_tokens: int = 0  # of those, the tokens the model actually ran (the rest came from a cache)
     generated_tokens: int = 0
     meta: dict[str, Any] = Field(default_factory=dict)
 

@@ -35,6 +35,11 @@ class Environment(ABC):
     def close(self) -> None:
         """Release what the environment holds (processes, files)."""
 
+    def fork(self) -> Environment | None:
+        """A new, independent instance in this one's current state; None when the environment cannot
+        copy its state (a simulator in another process), and restarts replay their prefix instead."""
+        return None
+
 
 class Suite(ABC):
     """An environment family: its tasks and splits, its agent instructions, its instances.
@@ -97,8 +102,59 @@ def restore(
     if expected_observations is not None and len(expected_observations) < len(actions):
         raise ValueError(f"{len(actions)} actions but only {len(expected_observations)} recorded observations")
     observation = env.reset(task)
-    last: StepResult | None = None
-    for index, action in enumerate(actions):
+    return _replay(env, task, actions, expected_observations, 0, len(actions), observation, None)
+
+
+def restore_points(
+    suite: Suite, task: Task, actions: list[str], expected_observations: list[str], indices: list[int]
+) -> list[Environment]:
+    """An environment at the state after ``actions[:index]`` for each of ``indices`` (any order,
+    repeats allowed), checked as :func:`restore` checks. When the environment can ``fork``, the
+    recorded actions are replayed once for all the points; otherwise once per point."""
+    if len(expected_observations) < max(indices, default=0):
+        raise ValueError(f"restart at action {max(indices)} but only {len(expected_observations)} observations")
+    replaying = suite.make()
+    observation, last, reached = replaying.reset(task), None, 0
+    probe = replaying.fork()
+    if probe is None:  # one replay per point, the first in the instance already made
+        environments = [replaying] + [suite.make() for _ in indices[1:]]
+        for env, index in zip(environments, indices, strict=True):
+            restore(env, task, actions[:index], expected_observations[:index])
+        return environments
+    probe.close()
+    at: dict[int, list[Environment]] = {}
+    try:
+        for index in sorted(set(indices)):
+            observation, last = _replay(
+                replaying, task, actions, expected_observations, reached, index, observation, last
+            )
+            reached = index
+            at[index] = [_fork(replaying) for _ in range(indices.count(index))]
+    finally:
+        replaying.close()
+    return [at[index].pop() for index in indices]
+
+
+def _fork(env: Environment) -> Environment:
+    fork = env.fork()
+    if fork is None:
+        raise RuntimeError(f"{type(env).__name__}.fork() worked once, then returned None")
+    return fork
+
+
+def _replay(
+    env: Environment,
+    task: Task,
+    actions: list[str],
+    expected_observations: list[str] | None,
+    begin: int,
+    end: int,
+    observation: str,
+    last: StepResult | None,
+) -> tuple[str, StepResult | None]:
+    """Apply ``actions[begin:end]`` to ``env`` (already at the state after ``actions[:begin]``)."""
+    for index in range(begin, end):
+        action = actions[index]
         if last is not None and last.done:
             raise ReplayDivergence(f"task {task.task_id}: episode ended before action {index} ({action!r})")
         last = env.step(action)

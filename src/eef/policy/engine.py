@@ -1,8 +1,14 @@
-"""Batched generation with a transformers model: one ``generate`` call per turn for all live episodes."""
+"""Generating agent turns: the settings, the result, and the plain batched generator.
+
+Two generators share one contract (``TurnGenerator``): :class:`HFGenerator` encodes every prompt
+afresh each call (one transformers ``generate`` for the batch); :class:`~eef.policy.cached_generator.
+CachedGenerator` keeps each conversation's keys and values between calls. ``make_generator`` picks.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -24,19 +30,66 @@ class Generation:
     text: str  # decoded up to (not including) the end-of-turn token
     new_tokens: int  # tokens generated, the end-of-turn token included
     finished: bool  # an end-of-turn token was produced within max_new_tokens
+    prefilled_tokens: float = 0.0  # prompt tokens run through the model for this turn (shared ones split)
+
+
+class TurnGenerator(Protocol):
+    tokenizer: PreTrainedTokenizerBase
+
+    def generate(
+        self, prompts: list[list[int]], sampling: SamplingSettings, seed: int, keys: list[str] | None = None
+    ) -> list[Generation]:
+        """The next turn for each prompt; ``keys`` name the conversations (for generators that cache)."""
+        ...
+
+    def release(self, key: str) -> None:
+        """The conversation ``key`` has ended."""
+        ...
+
+
+def make_generator(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prefix_reuse: bool = True):
+    """The generator rollouts use: with ``prefix_reuse`` no token is encoded twice (the default)."""
+    if prefix_reuse:
+        from eef.policy.cached_generator import CachedGenerator
+
+        return CachedGenerator(model, tokenizer)
+    return HFGenerator(model, tokenizer)
+
+
+def stop_and_pad_ids(tokenizer: PreTrainedTokenizerBase) -> tuple[list[int], int]:
+    stop_ids = end_of_turn_token_ids(tokenizer)
+    return stop_ids, tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop_ids[0]
+
+
+def decode_generation(
+    tokenizer: PreTrainedTokenizerBase, tokens: list[int], stop_ids: list[int], prefilled: float
+) -> Generation:
+    stop = next((i for i, token in enumerate(tokens) if token in stop_ids), None)
+    kept = tokens if stop is None else tokens[:stop]
+    return Generation(
+        text=tokenizer.decode(kept, skip_special_tokens=True),
+        new_tokens=len(tokens) if stop is None else stop + 1,
+        finished=stop is not None,
+        prefilled_tokens=prefilled,
+    )
 
 
 class HFGenerator:
-    """Generates the next agent turn for a batch of prompts (left-padded, one forward pass per token)."""
+    """Generates the next agent turn for a batch of prompts (left-padded, one forward pass per token),
+    encoding each prompt in full every call: what ETO- and AgentGym-style exploration does."""
 
     def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase):
         self.model = model
         self.tokenizer = tokenizer
-        self.stop_ids = end_of_turn_token_ids(tokenizer)
-        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.stop_ids[0]
+        self.stop_ids, self.pad_id = stop_and_pad_ids(tokenizer)
+
+    def release(self, key: str) -> None:
+        """Nothing is kept between calls."""
 
     @torch.inference_mode()
-    def generate(self, prompts: list[list[int]], sampling: SamplingSettings, seed: int) -> list[Generation]:
+    def generate(
+        self, prompts: list[list[int]], sampling: SamplingSettings, seed: int, keys: list[str] | None = None
+    ) -> list[Generation]:
         if not prompts:
             return []
         self.model.eval()
@@ -61,15 +114,7 @@ class HFGenerator:
             eos_token_id=self.stop_ids,
             pad_token_id=self.pad_id,
         )
-        results = []
-        for row in output[:, width:].tolist():
-            stop = next((i for i, token in enumerate(row) if token in self.stop_ids), None)
-            kept = row if stop is None else row[:stop]
-            results.append(
-                Generation(
-                    text=self.tokenizer.decode(kept, skip_special_tokens=True),
-                    new_tokens=len(row) if stop is None else stop + 1,
-                    finished=stop is not None,
-                )
-            )
-        return results
+        return [
+            decode_generation(self.tokenizer, row, self.stop_ids, prefilled=len(prompt))
+            for row, prompt in zip(output[:, width:].tolist(), prompts, strict=True)
+        ]

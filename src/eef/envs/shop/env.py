@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from eef.envs.base import Environment, StepResult, Suite
 from eef.envs.shop import pages
@@ -63,6 +63,13 @@ class ShopEnvironment(Environment):
     def reset(self, task: Task) -> str:
         self._episode = _Episode(goal=Goal.model_validate(task.meta["goal"]))
         return self._render()
+
+    def fork(self) -> ShopEnvironment:
+        fork = ShopEnvironment(self._world, self._max_steps, self._reward)
+        if self._episode is not None:
+            # The episode's only mutable part is the selected options; the rest is replaced, not changed.
+            fork._episode = replace(self._episode, selected=dict(self._episode.selected))
+        return fork
 
     def step(self, action: str) -> StepResult:
         episode = self._episode

@@ -1,0 +1,324 @@
+"""Batched generation that keeps every conversation's keys and values between turns.
+
+Each call takes the live conversations' prompts (with a key per conversation), computes only the
+tokens no cached sequence already covers, and decodes all of them together in one loop of forward
+passes. A batch row holds ``[zeros | cached prefix][holes | new tokens][generated ...]``: the
+attention mask hides the zeros and holes, and explicit position ids keep every real token at the
+position it has in its own conversation, so the model sees exactly what a fresh encoding would show it.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from transformers import DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
+from transformers.cache_utils import DynamicLayer
+
+from eef.policy.engine import Generation, SamplingSettings, decode_generation, stop_and_pad_ids
+from eef.policy.prefix_cache import CachedSequence, PrefixStore, shared_prefixes
+
+# Rows whose turn has ended keep their place in the batch (and cost a row of compute each step)
+# until this share of the batch has ended: dropping rows copies the whole cache, so not every time.
+_COMPACT_WHEN_ENDED = 0.25
+
+
+@dataclass
+class _Row:
+    request: int  # index into the call's prompts
+    tokens: np.ndarray  # the prompt
+    generated: list[int]
+    done: bool = False
+
+
+class _GrowingLayer(DynamicLayer):
+    """A layer cache written in place into a buffer sized for the whole call.
+
+    transformers' dynamic layer concatenates on every step, copying the whole cache each token;
+    here a step writes its token's keys and values and the layer exposes a view of the filled part.
+    """
+
+    def __init__(self, capacity: int):
+        super().__init__()
+        self.capacity = capacity
+        self.length = 0
+
+    def allocate(self, rows: int, like_keys: torch.Tensor, like_values: torch.Tensor) -> None:
+        """Buffers for ``rows`` rows, shaped after one row's ``[heads, len, head_dim]`` tensors.
+        Left uninitialised: every position is written before it is exposed (padding included)."""
+        self.key_buffer = like_keys.new_empty((rows, like_keys.shape[0], self.capacity, like_keys.shape[2]))
+        self.value_buffer = like_values.new_empty((rows, like_values.shape[0], self.capacity, like_values.shape[2]))
+        self.is_initialized = True
+        self._expose()
+
+    def load_prefix(self, row: int, width: int, keys: torch.Tensor | None, values: torch.Tensor | None) -> None:
+        """Row ``row``'s cached prefix, right-aligned in the first ``width`` positions, zeros before it
+        (masked out, but finite: a masked position still enters attention with weight zero)."""
+        length = 0 if keys is None else keys.shape[1]
+        self.key_buffer[row, :, : width - length] = 0
+        self.value_buffer[row, :, : width - length] = 0
+        if keys is not None and values is not None:
+            self.key_buffer[row, :, width - length : width] = keys
+            self.value_buffer[row, :, width - length : width] = values
+        self.length = width
+        self._expose()
+
+    def _expose(self) -> None:
+        self.keys, self.values = self.key_buffer[:, :, : self.length], self.value_buffer[:, :, : self.length]
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+        if not self.is_initialized:
+            self.allocate(key_states.shape[0], key_states[0], value_states[0])
+        end = self.length + key_states.shape[2]
+        self.key_buffer[:, :, self.length : end] = key_states
+        self.value_buffer[:, :, self.length : end] = value_states
+        self.length = end
+        self._expose()
+        return self.keys, self.values
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        if self.is_initialized:
+            self.key_buffer, self.value_buffer = self.key_buffer[indices], self.value_buffer[indices]
+            self._expose()
+
+
+class _Batch:
+    """A batch's cache, attention mask and next positions while it prefills and decodes."""
+
+    def __init__(self, model: PreTrainedModel, cache_argument: str, pad_id: int, decode_steps: int = 0):
+        self.model = model
+        self.cache_argument = cache_argument
+        self.pad_id = pad_id
+        self.decode_steps = decode_steps
+        self.cache = DynamicCache(config=model.config)
+        self.mask = torch.zeros((0, 0), dtype=torch.long)
+        self.next_position = torch.zeros(0, dtype=torch.long)
+
+    def prefill(self, prompts: list[np.ndarray], donors: list[tuple[CachedSequence | None, int]]) -> torch.Tensor:
+        """Load each row's reusable prefix and run its remaining tokens; returns last-position logits."""
+        device = self.model.device
+        reuse = [length for _, length in donors]
+        fresh = [len(prompt) - length for prompt, length in zip(prompts, reuse, strict=True)]
+        past_width, new_width = max(reuse), max(fresh)
+        rows = len(prompts)
+        capacity = past_width + new_width + self.decode_steps
+        self.cache.layers: list[_GrowingLayer] = [_GrowingLayer(capacity) for _ in self.cache.layers]
+        input_ids = torch.full((rows, new_width), self.pad_id, dtype=torch.long)
+        positions = torch.zeros((rows, new_width), dtype=torch.long)
+        mask = torch.zeros((rows, past_width + new_width), dtype=torch.long)
+        for row, (prompt, cached, count) in enumerate(zip(prompts, reuse, fresh, strict=True)):
+            input_ids[row, new_width - count :] = torch.from_numpy(prompt[cached:])
+            positions[row, new_width - count :] = torch.arange(cached, len(prompt))
+            mask[row, past_width - cached : past_width] = 1
+            mask[row, past_width + new_width - count :] = 1
+        if past_width:
+            template = next(donor for donor, length in donors if donor is not None and length)
+            for index, layer in enumerate(self.cache.layers):
+                layer.allocate(rows, template.keys[index], template.values[index])
+                for row, (donor, length) in enumerate(donors):
+                    if donor is None or not length:
+                        layer.load_prefix(row, past_width, None, None)
+                    else:
+                        layer.load_prefix(
+                            row, past_width, donor.keys[index][:, :length], donor.values[index][:, :length]
+                        )
+        self.mask = mask.to(device)
+        self.next_position = torch.tensor([len(p) for p in prompts], dtype=torch.long, device=device)
+        return self._forward(input_ids.to(device), positions.to(device))
+
+    def decode(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Feed one token per row; returns the next logits."""
+        self.mask = torch.cat([self.mask, self.mask.new_ones((self.mask.shape[0], 1))], dim=1)
+        positions = self.next_position.unsqueeze(1)
+        self.next_position = self.next_position + 1
+        return self._forward(tokens.unsqueeze(1), positions)
+
+    def _forward(self, input_ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        output = self.model(
+            input_ids=input_ids,
+            attention_mask=self.mask,
+            position_ids=positions,
+            use_cache=True,
+            logits_to_keep=1,
+            **{self.cache_argument: self.cache},
+        )
+        return output.logits[:, -1, :].float()
+
+    def extract(self, row: int, tokens: np.ndarray) -> CachedSequence:
+        """The keys and values of ``row``'s real tokens (``tokens``, in order)."""
+        columns = self.mask[row].nonzero().squeeze(1)
+        if len(columns) != len(tokens):
+            raise RuntimeError(f"cache row holds {len(columns)} tokens, expected {len(tokens)}")
+        return CachedSequence(
+            tokens=tokens,
+            keys=[layer.keys[row, :, columns] for layer in self.cache.layers],
+            values=[layer.values[row, :, columns] for layer in self.cache.layers],
+        )
+
+    def keep(self, rows: list[int]) -> None:
+        index = torch.tensor(rows, dtype=torch.long, device=self.mask.device)
+        for layer in self.cache.layers:
+            layer.batch_select_indices(index)
+        self.mask = self.mask[index]
+        self.next_position = self.next_position[index]
+
+
+def _choose(logits: torch.Tensor, sampling: SamplingSettings, generator: torch.Generator) -> torch.Tensor:
+    if sampling.temperature <= 0:
+        return logits.argmax(dim=-1)
+    probabilities = torch.softmax(logits / sampling.temperature, dim=-1)
+    if sampling.top_p < 1.0:
+        sorted_probabilities, order = probabilities.sort(dim=-1, descending=True)
+        # Keep the smallest set of most likely tokens whose mass reaches top_p (at least one).
+        outside = sorted_probabilities.cumsum(dim=-1) - sorted_probabilities >= sampling.top_p
+        sorted_probabilities[outside] = 0.0
+        probabilities = torch.zeros_like(probabilities).scatter(-1, order, sorted_probabilities)
+    return torch.multinomial(probabilities, 1, generator=generator).squeeze(1)
+
+
+class CachedGenerator:
+    """Generates the next turn of many conversations, reusing cached keys and values.
+
+    ``generate(prompts, sampling, seed, keys)``: ``keys[i]`` names prompt i's conversation; its keys
+    and values are kept until ``release(key)``. A conversation seen for the first time reuses the
+    longest prefix any kept sequence shares with it, and new conversations that share prefixes among
+    themselves (restarts from one recorded trajectory, repeated samples of one start) have those
+    prefixes computed once first (``share_prefixes``).
+    """
+
+    def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, share_prefixes: bool = True):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.stop_ids, self.pad_id = stop_and_pad_ids(tokenizer)
+        self.share_prefixes = share_prefixes
+        self.store = PrefixStore()
+        parameters = inspect.signature(model.forward).parameters
+        # transformers renamed past_key_values to cache (5.2x); accept both.
+        self.cache_argument = "cache" if "cache" in parameters else "past_key_values"
+
+    def release(self, key: str) -> None:
+        self.store.drop(key)
+
+    @torch.inference_mode()
+    def generate(
+        self, prompts: list[list[int]], sampling: SamplingSettings, seed: int, keys: list[str] | None = None
+    ) -> list[Generation]:
+        if not prompts:
+            return []
+        self.model.eval()
+        arrays = [np.asarray(prompt, dtype=np.int64) for prompt in prompts]
+        anonymous = keys is None
+        keys = [f"\0call/{i}" for i in range(len(prompts))] if keys is None else keys
+        prefilled = [0.0] * len(prompts)
+        shared_keys = self._prefill_shared(arrays, keys, prefilled)
+        donors = [self._donor(prompt, key) for prompt, key in zip(arrays, keys, strict=True)]
+        for index, (prompt, (_, length)) in enumerate(zip(arrays, donors, strict=True)):
+            prefilled[index] += len(prompt) - length
+        self._prefill_buckets(arrays, keys, donors)
+        donors = [self._donor(prompt, key) for prompt, key in zip(arrays, keys, strict=True)]
+        generated = self._decode(arrays, keys, donors, sampling, seed)
+        for key in shared_keys + (keys if anonymous else []):
+            self.store.drop(key)
+        return [
+            decode_generation(self.tokenizer, tokens, self.stop_ids, prefilled=count)
+            for tokens, count in zip(generated, prefilled, strict=True)
+        ]
+
+    def _donor(self, prompt: np.ndarray, key: str) -> tuple[CachedSequence | None, int]:
+        """The cached sequence to start ``prompt`` from, and how many of its tokens to reuse
+        (never the whole prompt: its last token must be fed to get the next-token logits).
+        The conversation's own sequence first: it is the one that continues into this prompt."""
+        donor, length = self.store.own_prefix(key, prompt)
+        if donor is None:
+            donor, length = self.store.longest_prefix(prompt)
+        return donor, min(length, len(prompt) - 1)
+
+    def _prefill(self, token_lists: list[np.ndarray], keys: list[str]) -> list[int]:
+        """Compute and store the keys and values of each token list (no generation); returns how
+        many tokens of each were computed (the rest came from the store)."""
+        # No logits are needed here, so a stored sequence may cover all of ``tokens``: such a list
+        # needs no computing and no entry of its own (later lookups find what covers it).
+        donors = [self.store.longest_prefix(tokens) for tokens in token_lists]
+        computed = [len(tokens) - length for tokens, (_, length) in zip(token_lists, donors, strict=True)]
+        rows = [row for row, count in enumerate(computed) if count > 0]
+        if rows:
+            batch = _Batch(self.model, self.cache_argument, self.pad_id)
+            batch.prefill([token_lists[row] for row in rows], [donors[row] for row in rows])
+            for position, row in enumerate(rows):
+                self.store.put(keys[row], batch.extract(position, token_lists[row]))
+        return computed
+
+    def _prefill_shared(self, arrays: list[np.ndarray], keys: list[str], prefilled: list[float]) -> list[str]:
+        """Compute the prefixes that new conversations share, once each; returns their store keys."""
+        new = [i for i, key in enumerate(keys) if key not in self.store]
+        if not self.share_prefixes or len(new) < 2:
+            return []
+        stored: list[str] = []
+        for wave_index, wave in enumerate(shared_prefixes([arrays[i] for i in new])):
+            wave_keys = [f"\0shared/{wave_index}/{j}" for j in range(len(wave))]
+            computed = self._prefill([prefix.tokens for prefix in wave], wave_keys)
+            for prefix, count in zip(wave, computed, strict=True):
+                for user in prefix.users:  # the prefix's cost, split between the conversations it serves
+                    prefilled[new[user]] += count / len(prefix.users)
+            stored += wave_keys
+        return stored
+
+    def _prefill_buckets(
+        self, arrays: list[np.ndarray], keys: list[str], donors: list[tuple[CachedSequence | None, int]]
+    ) -> None:
+        """Compute each prompt's new tokens (all but the last) in groups of similar length.
+
+        One batch would pad every row to the longest new part (a search page beside a one-line
+        observation); groups whose longest is at most twice their shortest bound that waste."""
+        fresh = {
+            i: len(prompt) - length - 1 for i, (prompt, (_, length)) in enumerate(zip(arrays, donors, strict=True))
+        }
+        order = sorted((i for i in fresh if fresh[i] > 0), key=lambda i: -fresh[i])
+        while order:
+            group = [i for i in order if 1.25 * fresh[i] >= fresh[order[0]]]
+            self._prefill([arrays[i][:-1] for i in group], [keys[i] for i in group])
+            order = order[len(group) :]
+
+    def _decode(
+        self,
+        arrays: list[np.ndarray],
+        keys: list[str],
+        donors: list[tuple[CachedSequence | None, int]],
+        sampling: SamplingSettings,
+        seed: int,
+    ) -> list[list[int]]:
+        generator = torch.Generator(device=self.model.device).manual_seed(seed)
+        batch = _Batch(self.model, self.cache_argument, self.pad_id, decode_steps=sampling.max_new_tokens)
+        logits = batch.prefill(arrays, donors)
+        rows = [_Row(request=i, tokens=prompt, generated=[]) for i, prompt in enumerate(arrays)]
+        generated = [row.generated for row in rows]  # filled in place while rows leave the batch
+        ended_since_compaction = 0
+        while True:
+            chosen = _choose(logits, sampling, generator).tolist()
+            for position, (row, token) in enumerate(zip(rows, chosen, strict=True)):
+                if row.done:
+                    continue
+                row.generated.append(token)
+                if token in self.stop_ids or len(row.generated) >= sampling.max_new_tokens:
+                    row.done = True
+                    ended_since_compaction += 1
+                    # Cached: the prompt and every generated token fed back (not the last one chosen).
+                    fed = np.concatenate([row.tokens, np.asarray(row.generated[:-1], dtype=np.int64)])
+                    self.store.put(keys[row.request], batch.extract(position, fed))
+            if all(row.done for row in rows):
+                break
+            if ended_since_compaction >= _COMPACT_WHEN_ENDED * len(rows):
+                keep = [position for position, row in enumerate(rows) if not row.done]
+                batch.keep(keep)
+                rows = [rows[position] for position in keep]
+                chosen = [chosen[position] for position in keep]
+                ended_since_compaction = 0
+            next_tokens = torch.tensor(
+                [token if not row.done else self.pad_id for row, token in zip(rows, chosen, strict=True)],
+                dtype=torch.long,
+                device=self.model.device,
+            )
+            logits = batch.decode(next_tokens)
+        return generated
