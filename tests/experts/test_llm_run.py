@@ -74,6 +74,7 @@ llm_experts: {{down: {{model: m, base_url: "{server.url}", max_retries: 1, backo
         ("experts: ['openai:Qwen/Qwen2.5-7B']\n", "name it"),
         ("experts: [g]\nllm_experts: {g: {model: gpt-4o, concurrency: 0}}\n", "concurrency"),
         ("experts: [g]\nllm_experts: {g: {model: gpt-4o, api_key: sk-x}}\n", "api_key"),
+        ("experts: [g]\nllm_experts: {g: {model: gpt-4o, api_key_env: 'my key'}}\n", "api_key_env"),
     ],
 )
 def test_bad_chat_model_expert_configs_are_user_errors(tmp_path, text, needle):

@@ -47,7 +47,6 @@ if TYPE_CHECKING:
 SPEC_PREFIX = "openai:"
 # A local server needs no key but the SDK wants one: this placeholder stands in for it (in memory only).
 _LOCAL_DUMMY_KEY = "EMPTY"
-_ENV_VAR = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _TAG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _ACTION_LINE = re.compile(r"^[ \t]*Action:.*$", re.IGNORECASE | re.MULTILINE)
 
@@ -59,7 +58,8 @@ class LLMExpertSettings(BaseModel):
 
     model: str = Field(min_length=1, description="the model name the server knows")
     base_url: str | None = None  # None: OpenAI's API (or $OPENAI_BASE_URL)
-    api_key_env: str = "OPENAI_API_KEY"  # the environment variable that holds the key
+    # The environment variable that holds the key (the key itself is never in settings or files).
+    api_key_env: str = Field(default="OPENAI_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     concurrency: int = Field(default=8, ge=1, description="episodes (so requests) in flight at once")
     temperature: float = Field(default=0.0, ge=0.0)
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
@@ -174,8 +174,6 @@ class LLMExpert(Expert):
     max_turns = 50  # a safety net, as theirs; environments enforce their own step limits
 
     def __init__(self, name: str, settings: LLMExpertSettings, cache: Path) -> None:
-        if not _ENV_VAR.fullmatch(settings.api_key_env):
-            raise UserError(f"api key variable {settings.api_key_env!r} is not an environment variable name")
         self.name = name
         self.settings = settings
         self.concurrency = settings.concurrency
@@ -183,7 +181,7 @@ class LLMExpert(Expert):
         self.counts = Usage()
         self._cache: dict[str, CachedResponse] = {}
         self._client: AsyncOpenAI | None = None
-        self._secret = ""
+        self._secret = ""  # the API key while a session runs ("" when the server needs none)
         self._not_before = 0.0  # a 429 pauses every request until then (event-loop time)
 
     def start(self, task: Task, seed: int, env: Environment) -> ExpertEpisode:
@@ -197,7 +195,10 @@ class LLMExpert(Expert):
         self._cache = _load_cache(self.cache_file)
         # Our own retry loop (below) also covers malformed bodies and counts every retry: none in the SDK.
         client = AsyncOpenAI(
-            api_key=self._secret, base_url=self.settings.base_url, max_retries=0, timeout=self.settings.timeout_s
+            api_key=self._secret or _LOCAL_DUMMY_KEY,
+            base_url=self.settings.base_url,
+            max_retries=0,
+            timeout=self.settings.timeout_s,
         )
         self._client = client
         try:
@@ -224,14 +225,13 @@ class LLMExpert(Expert):
         return self.settings.cost_usd(prompt_tokens, generated_tokens)
 
     def _api_key(self) -> str:
+        """The key from the environment; "" for a server of the user's own (which needs none)."""
         key = os.environ.get(self.settings.api_key_env, "")
-        if key:
-            return key
-        if self.settings.base_url is None and not os.environ.get("OPENAI_BASE_URL"):
+        if not key and self.settings.base_url is None and not os.environ.get("OPENAI_BASE_URL"):
             raise UserError(
                 f"set {self.settings.api_key_env} to your API key (or give --base-url for a server that needs none)"
             )
-        return _LOCAL_DUMMY_KEY
+        return key
 
     def _redact(self, text: str) -> str:
         return text.replace(self._secret, "***") if self._secret else text
