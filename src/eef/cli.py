@@ -142,22 +142,30 @@ def build_parser() -> argparse.ArgumentParser:
 
     collect = commands.add_parser("collect", help="run an expert on a split and write its trajectories (JSONL)")
     collect.add_argument("--env", default="shop", help="environment name (see `eef envs`)")
-    collect.add_argument("--expert", default="scripted", help="expert: scripted, scripted-weak, ...")
+    collect.add_argument(
+        "--expert", default="scripted", help="expert: scripted, scripted-weak, ..., openai:MODEL[@TAG]"
+    )
     collect.add_argument("--split", default="train")
     collect.add_argument("--seed", type=int, default=0, help="base seed of the expert's random choices")
     collect.add_argument("--limit", type=int, default=None, help="only the first N tasks of the split")
     collect.add_argument("--out", default=None, help="output JSONL (default data/expert-ENV-EXPERT-SPLIT.jsonl)")
     collect.add_argument("--json", action="store_true", help="print the summary as JSON")
     llm = collect.add_argument_group("chat-model experts (--expert openai:MODEL[@TAG]; see docs/experts.md)")
-    llm.add_argument("--base-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 (default: OpenAI)")
+    llm.add_argument(
+        "--base-url", metavar="URL", help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 (default: OpenAI)"
+    )
     llm.add_argument("--api-key-env", metavar="VAR", help="environment variable with the key (default OPENAI_API_KEY)")
-    llm.add_argument("--concurrency", type=int, help="episodes in flight at once (default 8)")
-    llm.add_argument("--temperature", type=float, help="sampling temperature (default 0)")
-    llm.add_argument("--top-p", type=float, help="nucleus sampling (default 1)")
-    llm.add_argument("--max-tokens", type=int, help="longest turn in tokens (default 256)")
-    llm.add_argument("--max-retries", type=int, help="retries of a failing request (default 6)")
-    llm.add_argument("--backoff", dest="backoff_s", type=float, help="first retry's delay in s, doubling (default 1)")
-    llm.add_argument("--timeout", dest="timeout_s", type=float, help="one request's time limit in s (default 120)")
+    llm.add_argument("--concurrency", type=int, metavar="N", help="episodes in flight at once (default 8)")
+    llm.add_argument("--temperature", type=float, metavar="T", help="sampling temperature (default 0)")
+    llm.add_argument("--top-p", type=float, metavar="P", help="nucleus sampling (default 1)")
+    llm.add_argument("--max-tokens", type=int, metavar="N", help="longest turn in tokens (default 256)")
+    llm.add_argument("--max-retries", type=int, metavar="N", help="retries of a failing request (default 6)")
+    llm.add_argument(
+        "--backoff", dest="backoff_s", type=float, metavar="S", help="first retry's delay in s, doubling (default 1)"
+    )
+    llm.add_argument(
+        "--timeout", dest="timeout_s", type=float, metavar="S", help="one request's time limit in s (default 120)"
+    )
     llm.add_argument("--price-input", type=float, metavar="USD", help="price per million prompt tokens")
     llm.add_argument("--price-output", type=float, metavar="USD", help="price per million generated tokens")
     collect.set_defaults(handler=_cmd_collect)
