@@ -39,6 +39,8 @@ class SFTSettings(BaseModel):
     bf16: bool | None = None  # None: bf16 mixed precision where the GPU supports it
     lora: LoraSettings | None = None  # None: full fine-tuning
     logging_steps: int = Field(default=10, ge=1)
+    # Batches of similar lengths waste less compute on padding (false: random batches).
+    group_by_length: bool = True
     # Where the Trainer logs besides metrics.jsonl: "tensorboard" (in <output_dir>.trainer/), "wandb"
     # (when installed and asked for), "none", or several joined by commas.
     report_to: str = "tensorboard"
@@ -174,8 +176,7 @@ def _training_arguments(settings: SFTSettings, trainer_dir: Path) -> TrainingArg
         logging_first_step=True,
         save_strategy="no",
         report_to=_log_targets(settings.report_to),
-        # Batches of similar lengths waste less compute on padding.
-        train_sampling_strategy="group_by_length",
+        train_sampling_strategy="group_by_length" if settings.group_by_length else "random",
         disable_tqdm=quiet(),
         dataloader_pin_memory=torch.cuda.is_available(),
     )

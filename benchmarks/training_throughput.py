@@ -1,0 +1,82 @@
+"""SFT throughput: batches of similar lengths (ours) vs random batches, in one process.
+
+Both train the same model on the same expert successes for the same number of epochs and seed;
+random batches pad every sequence to the longest of its batch. Prints trained (non-padding) tokens
+per second, the ratio ours/naive, and on a GPU the model FLOPs utilisation (6 x parameters x
+tokens/s over the GPU's peak bf16 FLOP/s, attention FLOPs left out, as is customary).
+
+    .venv/bin/python benchmarks/training_throughput.py --model tiny --tasks 300 --epochs 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+import torch
+
+from eef.envs.registry import get_suite
+from eef.experts.collect import collect
+from eef.experts.registry import make_expert
+from eef.policy.models import load_policy
+from eef.policy.tiny import environment_text
+from eef.training.sft import SFTSettings, train_sft
+
+# Dense bf16 peak FLOP/s of the GPUs this project is lent (vendor datasheets, without sparsity).
+PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
+
+
+def peak_flops() -> float | None:
+    if not torch.cuda.is_available():
+        return None
+    name = torch.cuda.get_device_name()
+    return next((flops for key, flops in PEAK_BF16_FLOPS.items() if key in name), None)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="tiny", help="tiny | smollm2-135m | a Hugging Face folder")
+    parser.add_argument("--env", default="shop")
+    parser.add_argument("--tasks", type=int, default=300, help="train tasks the scripted expert plays")
+    parser.add_argument("--epochs", type=float, default=1.0)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--max-length", type=int, default=1024)
+    args = parser.parse_args()
+
+    suite = get_suite(args.env)
+    expert = make_expert(args.env, "scripted")
+    data = [t for t in collect(suite, expert, suite.tasks("train")[: args.tasks], seed=0) if t.success]
+    texts = environment_text(suite.instruction, data) if args.model == "tiny" else None
+    peak = peak_flops()
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU, {torch.get_num_threads()} threads"
+    print(
+        f"SFT of {args.model} on {len(data)} expert successes, {args.epochs} epoch(s), "
+        f"batch {args.batch_size}, {device}"
+    )
+    rates = {}
+    for name, grouped in (("naive", False), ("ours", True)):
+        policy = load_policy(args.model, tokenizer_texts=texts, tokenizer_terms=suite.atomic_terms(), seed=0)
+        parameters = sum(p.numel() for p in policy.model.parameters())
+        settings = SFTSettings(
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            max_length=args.max_length,
+            learning_rate=1e-3,
+            group_by_length=grouped,
+            report_to="none",
+        )
+        with tempfile.TemporaryDirectory() as folder:
+            result = train_sft(policy, data, settings, Path(folder) / "model")
+        rates[name] = result.total_tokens / result.train_seconds
+        mfu = f", MFU {6 * parameters * rates[name] / peak:.1%}" if peak else ""
+        print(
+            f"{name:6} {'length-grouped' if grouped else 'random':15} batches: {result.steps} steps in "
+            f"{result.train_seconds:.1f} s, {rates[name]:,.0f} trained tokens/s{mfu}, "
+            f"final loss {result.final_loss:.3f}"
+        )
+    print(f"ours/naive: {rates['ours'] / rates['naive']:.2f}x tokens/s ({parameters:,} parameters)")
+
+
+if __name__ == "__main__":
+    main()
