@@ -114,7 +114,6 @@ def restore_points(
     if len(expected_observations) < max(indices, default=0):
         raise ValueError(f"restart at action {max(indices)} but only {len(expected_observations)} observations")
     replaying = suite.make()
-    observation, last, reached = replaying.reset(task), None, 0
     probe = replaying.fork()
     if probe is None:  # one replay per point, the first in the instance already made
         environments = [replaying] + [suite.make() for _ in indices[1:]]
@@ -122,6 +121,7 @@ def restore_points(
             restore(env, task, actions[:index], expected_observations[:index])
         return environments
     probe.close()
+    observation, last, reached = replaying.reset(task), None, 0
     at: dict[int, list[Environment]] = {}
     try:
         for index in sorted(set(indices)):
