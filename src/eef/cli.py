@@ -132,6 +132,30 @@ def _cmd_compare(args: argparse.Namespace) -> None:
         console.results.print(markdown(comparison), markup=False, highlight=False)
 
 
+def _cmd_import(args: argparse.Namespace) -> None:
+    from eef.interchange import import_file
+
+    _print_interchange(import_file(Path(args.file), args.format, args.env, Path(args.out), args.origin), args.json)
+
+
+def _cmd_export(args: argparse.Namespace) -> None:
+    from eef.interchange import export_file
+
+    _print_interchange(export_file(Path(args.file), args.format, Path(args.out)), args.json)
+
+
+def _print_interchange(report: dict, as_json: bool) -> None:
+    if as_json:
+        console.print_json(report)
+        return
+    console.results.print(
+        f"{report['trajectories']} trajectories ({report['successes']} successes, "
+        f"{report['agent_turns_trained']} trained agent turns) {report['source']} -> {report['out']}",
+        markup=False,
+        highlight=False,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="eef", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -230,6 +254,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     compare.add_argument("--json", action="store_true", help="print JSON instead of the table")
     compare.set_defaults(handler=_cmd_compare)
+
+    import_ = commands.add_parser("import", help="ETO's or AgentGym's trajectory JSON -> our trajectories (JSONL)")
+    import_.add_argument("file", metavar="IN", help="a JSON list, JSON lines, one ETO output file, or a folder of them")
+    import_.add_argument("--format", required=True, choices=["eto", "agentgym"])
+    import_.add_argument("--env", required=True, help="the environment the trajectories were played in")
+    import_.add_argument("--out", required=True, help="trajectories JSONL to write")
+    import_.add_argument("--origin", default=None, help="who acted, e.g. gpt-4 (default: expert:imported-FORMAT)")
+    import_.add_argument("--json", action="store_true", help="print the summary as JSON")
+    import_.set_defaults(handler=_cmd_import)
+
+    export = commands.add_parser("export", help="our trajectories (JSONL) -> ETO's or AgentGym's trajectory JSON")
+    export.add_argument("file", metavar="IN", help="trajectories JSONL")
+    export.add_argument("--format", required=True, choices=["eto", "agentgym"])
+    export.add_argument("--out", required=True, help="JSON file to write (a list of entries)")
+    export.add_argument("--json", action="store_true", help="print the summary as JSON")
+    export.set_defaults(handler=_cmd_export)
 
     stats = commands.add_parser("stats", help="win rate, reward and actions of a trajectories file, by difficulty")
     stats.add_argument("file", help="trajectories JSONL (ours, or ShareGPT-style with our fields)")
