@@ -158,8 +158,10 @@ def import_trajectories(path: Path, format: str, env: str, origin: str | None = 
 
 def _import_entry(entry: dict[str, Any], fmt: Format, env: str, origin: str | None, where: str) -> Trajectory:
     public_id = entry.get(_ID_KEY[fmt])
-    if public_id is not None:
-        where = f"{where} ({_ID_KEY[fmt]} {public_id})"
+    for key in (_ID_KEY[fmt], *_ID_KEY.values()):  # name the entry by whichever id it has
+        if entry.get(key) is not None:
+            where = f"{where} ({key} {entry[key]})"
+            break
     _check_shape(entry, fmt, where)
     eto_meta = entry.get("meta") if fmt == "eto" else None
     if eto_meta is not None and not isinstance(eto_meta, dict):
