@@ -8,6 +8,7 @@ the conversation's context, untrained (``loss=False``).
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from eef.envs.base import Environment, Suite, restore_points
@@ -171,7 +172,14 @@ class RolloutEngine:
                 episode.prompt_tokens += len(prompt)
                 episode.prefilled_tokens += generation.prefilled_tokens
                 episode.generated_tokens += generation.new_tokens
-                self._step(episode, generation.text)
+            turns = [(episode, generation.text) for (episode, _), generation in zip(stepping, generations, strict=True)]
+            if self.suite.concurrent_steps and len(turns) > 1:
+                # Each episode steps its own instance; _step touches nothing shared.
+                with ThreadPoolExecutor(max_workers=len(turns)) as steppers:
+                    list(steppers.map(lambda turn_of: self._step(*turn_of), turns))
+            else:
+                for episode, text in turns:
+                    self._step(episode, text)
             turn += 1
             for episode in live:
                 if episode.termination is not None:

@@ -53,6 +53,9 @@ class Suite(ABC):
     # How many instances may be alive at once (None: no limit). Rollouts cap the episodes they keep
     # in flight to it: an instance can be expensive (a ScienceWorld instance is a JVM of ~0.5 GB).
     max_concurrent_envs: int | None = None
+    # True when an instance's step waits on another process (a simulator's JVM) without holding
+    # Python's lock: rollouts then step their environments at once, in threads.
+    concurrent_steps: bool = False
 
     @abstractmethod
     def splits(self) -> list[str]: ...

@@ -235,6 +235,7 @@ class SciWorldSuite(Suite):
         self.task_names = chosen
         self.simplifications = simplifications
         self.max_concurrent_envs = max_envs
+        self.concurrent_steps = True  # a step is a socket call into the episode's own JVM
         self.pool = SimulatorPool(java, heap, max_envs)
         variations = split_variations(java, heap)
         titles = _task_titles()

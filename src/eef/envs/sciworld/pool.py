@@ -7,6 +7,7 @@ for the length of their use and give it back on ``close``; at most ``max_size`` 
 from __future__ import annotations
 
 import atexit
+import threading
 import weakref
 
 from eef.envs.sciworld.jvm import Simulator
@@ -27,6 +28,8 @@ class SimulatorPool:
         self._leased: set[Simulator] = set()
         self.started = 0  # JVMs launched over the pool's life
         self.replaced = 0  # JVMs that died in use and were replaced
+        # Rollouts step environments in threads, and a failed step replaces its JVM from there.
+        self._lock = threading.RLock()
         _POOLS.add(self)
 
     @property
@@ -34,6 +37,10 @@ class SimulatorPool:
         return len(self._idle) + len(self._leased)
 
     def lease(self) -> Simulator:
+        with self._lock:
+            return self._lease()
+
+    def _lease(self) -> Simulator:
         while self._idle:
             simulator = self._idle.pop()
             if simulator.alive:
@@ -51,18 +58,20 @@ class SimulatorPool:
         return simulator
 
     def release(self, simulator: Simulator) -> None:
-        self._leased.discard(simulator)
-        if simulator.alive:
-            self._idle.append(simulator)
-        else:
-            simulator.close()
+        with self._lock:
+            self._leased.discard(simulator)
+            if simulator.alive:
+                self._idle.append(simulator)
+            else:
+                simulator.close()
 
     def replace(self, simulator: Simulator) -> Simulator:
         """End ``simulator`` (it failed) and lease a fresh one in its place."""
-        self._leased.discard(simulator)
-        simulator.close()
-        self.replaced += 1
-        return self.lease()
+        with self._lock:
+            self._leased.discard(simulator)
+            simulator.close()
+            self.replaced += 1
+            return self._lease()
 
     def close(self) -> None:
         """End every JVM of the pool, leased or idle."""
