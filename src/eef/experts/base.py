@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -36,8 +35,7 @@ class ExpertEpisode:
 
     async def reply(self, messages: Sequence[Message]) -> str:
         """The next agent turn given the conversation so far (its last message is the latest observation)."""
-        # In a thread: an expert may query a slow environment (e.g. a simulator's valid actions).
-        return await asyncio.to_thread(self.act, messages[-1].content)
+        return self.act(messages[-1].content)
 
 
 class Expert(ABC):

@@ -1,10 +1,12 @@
 """Run an expert over tasks and record every episode, successes and failures alike.
 
 Episodes run concurrently (``expert.concurrency`` at once, at most ``suite.max_concurrent_envs``
-environments alive), with environment calls in threads so a slow simulator or a chat model's API
-never stalls the others. ``collect_to_file`` appends each finished episode to ``OUT.partial.jsonl``
-as it ends; a rerun of the same command skips those, and the final ``OUT`` is written atomically, in
-task order, once every episode is in. An episode whose expert could not answer (an API that kept
+environments alive): while one waits on a chat model's API, the others go on; environment calls that
+wait on another process (``suite.concurrent_steps``, e.g. ScienceWorld's JVMs) run in threads.
+
+``collect_to_file`` appends each finished episode to ``OUT.partial.jsonl`` as it ends; a rerun of the
+same command skips those, and the final ``OUT`` is written atomically, in task order, once every
+episode is in. An episode whose expert could not answer (an API that kept
 failing) is not written: it is listed in the summary and a rerun plays it again.
 """
 
@@ -16,7 +18,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from eef import console
 from eef.envs.base import Environment, Suite
@@ -29,6 +31,8 @@ from eef.storage import append_jsonl, ends_with_newline, read_jsonl, write_json,
 from eef.summary import summarize
 from eef.types import Message, Task, Termination, Trajectory
 
+Result = TypeVar("Result")
+
 if TYPE_CHECKING:  # the HTTP client is imported only when a chat-model expert is used
     from eef.experts.llm import LLMExpertSettings
 
@@ -36,8 +40,8 @@ if TYPE_CHECKING:  # the HTTP client is imported only when a chat-model expert i
 async def play_episode(suite: Suite, env: Environment, expert: Expert, task: Task, seed: int) -> Trajectory:
     """One expert episode in ``env`` (an instance from ``suite.make()``); see :class:`Expert` for when it ends."""
     episode_seed = derive_seed(seed, expert.name, task.task_id)
-    observation = await asyncio.to_thread(env.reset, task)
-    episode = await asyncio.to_thread(expert.start, task, episode_seed, env)
+    observation = await _env_call(suite, env.reset, task)
+    episode = await _env_call(suite, expert.start, task, episode_seed, env)  # an expert may query the environment
     messages = [Message(role="system", content=suite.instruction), Message(role="user", content=observation)]
     reward, termination, num_actions, invalid_in_a_row = 0.0, None, 0, 0
     while termination is None:
@@ -51,7 +55,7 @@ async def play_episode(suite: Suite, env: Environment, expert: Expert, task: Tas
                 break
             observation, invalid = INVALID_TURN, True
         else:
-            result = await asyncio.to_thread(env.step, action)
+            result = await _env_call(suite, env.step, action)
             observation, invalid = result.observation, bool(result.info.get("invalid"))
             if result.done:
                 reward = result.reward
@@ -74,6 +78,12 @@ async def play_episode(suite: Suite, env: Environment, expert: Expert, task: Tas
         prompt_tokens=episode.prompt_tokens,
         generated_tokens=episode.generated_tokens,
     )
+
+
+async def _env_call(suite: Suite, function: Callable[..., Result], *args: Any) -> Result:
+    """``function(*args)``: in a thread when the suite's environments wait on another process (the other
+    episodes go on meanwhile), else here (a pure-Python step is faster than a thread hand-off)."""
+    return await asyncio.to_thread(function, *args) if suite.concurrent_steps else function(*args)
 
 
 def _limit_reached(expert: Expert, num_actions: int, invalid_in_a_row: int) -> Termination | None:
@@ -110,7 +120,7 @@ async def collect_async(
     slots = max(1, min(expert.concurrency, suite.max_concurrent_envs or expert.concurrency, len(tasks)))
 
     async def worker() -> None:
-        env = await asyncio.to_thread(suite.make)
+        env = await _env_call(suite, suite.make)
         try:
             while queue:
                 task = queue.pop()
@@ -123,7 +133,7 @@ async def collect_async(
                 if on_done is not None:
                     on_done(trajectory)
         finally:
-            await asyncio.to_thread(env.close)
+            await _env_call(suite, env.close)
 
     if tasks:
         async with expert.session():
