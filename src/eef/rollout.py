@@ -13,12 +13,10 @@ from dataclasses import dataclass, field
 
 from eef.envs.base import Environment, Suite, restore_points
 from eef.policy.engine import SamplingSettings, TurnGenerator
-from eef.react import parse_action
+from eef.react import INVALID_TURN, parse_action
 from eef.seeding import derive_seed
 from eef.training.tokenize import encode_prompt
 from eef.types import Message, StartState, Task, Termination, Trajectory
-
-INVALID_TURN = "Invalid action: your turn named no action. Answer with 'Thought: ...' then 'Action: ...'."
 
 
 @dataclass(frozen=True)

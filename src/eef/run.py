@@ -130,6 +130,7 @@ class Run:
                     seed=self.config.seed,
                     limit=limit,
                     llm=self.config.llm_experts.get(name),
+                    suite=self.suite,  # with the config's env.options
                 )
                 raise_if_incomplete(report)
                 self.metrics.log(

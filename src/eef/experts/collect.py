@@ -205,17 +205,19 @@ def collect_to_file(
     seed: int,
     limit: int | None = None,
     llm: LLMExpertSettings | None = None,
+    suite: Suite | None = None,
 ) -> dict[str, Any]:
     """Collect an expert's trajectories on a split into ``out`` (JSONL, written atomically once every
     episode is in) and its summary into ``out`` with suffix ``.summary.json``; returns the summary.
 
     Resumable: finished episodes go to ``OUT.partial.jsonl`` as they end and a rerun skips them. When
     episodes failed (``report["failed"]``), ``out`` and its summary are not written: a rerun retries them
-    (see :func:`raise_if_incomplete`)."""
+    (see :func:`raise_if_incomplete`). ``suite``: the environment, built with its options (a run's);
+    default ``env_name``'s with none."""
     if limit is not None and limit <= 0:
         raise UserError(f"--limit must be positive, got {limit}")
     out = Path(out)
-    suite = get_suite(env_name)
+    suite = suite or get_suite(env_name)
     tasks = suite.tasks(split)[:limit]
     expert = make_collection_expert(env_name, expert_spec, out, llm)
     partial = partial_path(out)
