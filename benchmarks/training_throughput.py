@@ -2,8 +2,9 @@
 
 Both train the same model on the same expert successes for the same number of epochs and seed;
 random batches pad every sequence to the longest of its batch. Prints trained (non-padding) tokens
-per second, the ratio ours/naive, and on a GPU the model FLOPs utilisation (6 x parameters x
-tokens/s over the GPU's peak bf16 FLOP/s, attention FLOPs left out, as is customary).
+per second, the share of padding in the batches (the most that sequence packing could save), the
+ratio ours/naive, and on a GPU the model FLOPs utilisation (6 x parameters x tokens/s over the GPU's
+peak bf16 FLOP/s, attention FLOPs left out, as is customary).
 
     .venv/bin/python benchmarks/training_throughput.py --model tiny --tasks 300 --epochs 1
 """
@@ -15,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 import torch
+from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from eef.envs.registry import get_suite
 from eef.experts.collect import collect
@@ -22,6 +24,7 @@ from eef.experts.registry import make_expert
 from eef.policy.models import load_policy
 from eef.policy.tiny import environment_text
 from eef.training.sft import SFTSettings, train_sft
+from eef.training.tokenize import encode_messages
 
 # Dense bf16 peak FLOP/s of the GPUs this project is lent (vendor datasheets, without sparsity).
 PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
@@ -32,6 +35,18 @@ def peak_flops() -> float | None:
         return None
     name = torch.cuda.get_device_name()
     return next((flops for key, flops in PEAK_BF16_FLOPS.items() if key in name), None)
+
+
+def padding_share(lengths: list[int], batch_size: int, grouped: bool, seed: int = 0) -> float:
+    """The share of a batch's positions that are padding, over one epoch of the sampler the Trainer
+    uses: what sequence packing could save at most (packing removes padding, not real tokens)."""
+    generator = torch.Generator().manual_seed(seed)
+    if grouped:
+        order = list(LengthGroupedSampler(batch_size, lengths=lengths, generator=generator))
+    else:
+        order = torch.randperm(len(lengths), generator=generator).tolist()
+    batches = [[lengths[i] for i in order[start : start + batch_size]] for start in range(0, len(order), batch_size)]
+    return 1 - sum(map(sum, batches)) / sum(max(batch) * len(batch) for batch in batches)
 
 
 def main() -> None:
@@ -69,10 +84,12 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as folder:
             result = train_sft(policy, data, settings, Path(folder) / "model")
         rates[name] = result.total_tokens / result.train_seconds
+        lengths = [len(encode_messages(policy.tokenizer, t.messages, args.max_length).input_ids) for t in data]
+        padding = padding_share(lengths, args.batch_size, grouped)
         mfu = f", MFU {6 * parameters * rates[name] / peak:.1%}" if peak else ""
         print(
             f"{name:6} {'length-grouped' if grouped else 'random':15} batches: {result.steps} steps in "
-            f"{result.train_seconds:.1f} s, {rates[name]:,.0f} trained tokens/s{mfu}, "
+            f"{result.train_seconds:.1f} s, {rates[name]:,.0f} trained tokens/s{mfu}, {padding:.1%} padding, "
             f"final loss {result.final_loss:.3f}"
         )
     print(f"ours/naive: {rates['ours'] / rates['naive']:.2f}x tokens/s ({parameters:,} parameters)")

@@ -1,5 +1,6 @@
 """The `eef` command as a user meets it: a real subprocess, exit codes, one-line errors, no traceback."""
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -7,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 
 def eef(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -82,3 +84,12 @@ def test_collect_writes_trajectories_and_summary(tmp_path):
 def test_every_command_has_help(command):
     result = eef(command, "--help")
     assert result.returncode == 0 and "usage: eef" in result.stdout
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("vllm") is not None and torch.cuda.is_available(), reason="vllm can run here"
+)
+def test_vllm_engine_where_it_cannot_run_fails_before_any_work(tmp_path):
+    out = tmp_path / "run"
+    assert_user_error(eef("run", "--out", str(out), "--set", "rollout.engine=vllm"), "rollout.engine is vllm")
+    assert not out.exists() or not any(out.iterdir())

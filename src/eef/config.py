@@ -45,6 +45,10 @@ class RolloutConfig(Strict):
     # Keep each episode's keys and values between turns and share the recorded prefix of restarts
     # (identical greedy results; false: re-encode every prompt, as the naive engine does).
     prefix_reuse: bool = True
+    # hf: the in-house engines on transformers (any device). vllm: vLLM on a CUDA GPU when installed
+    # (untested on this project's machines: docs/performance.md); it caches prefixes itself.
+    engine: Literal["hf", "vllm"] = "hf"
+    vllm_gpu_memory: float = Field(default=0.5, gt=0, lt=1)  # share of GPU memory vLLM may take
     max_context_tokens: int = 2048
     max_invalid_actions: int = 3
 

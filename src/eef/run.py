@@ -42,8 +42,9 @@ from eef.methods.exploration import (
 from eef.methods.solutions import PositiveRepository
 from eef.metrics import MetricsLog
 from eef.policy.engine import SamplingSettings, TurnGenerator, make_generator
-from eef.policy.models import Policy, load_policy, save_policy, training_dtype
+from eef.policy.models import Policy, load_policy, load_tokenizer, save_policy, training_dtype
 from eef.policy.tiny import environment_text
+from eef.policy.vllm_generator import VLLMGenerator, check_vllm_available
 from eef.rollout import RolloutEngine, RolloutSettings
 from eef.storage import append_jsonl, atomic_write_text, ends_with_newline, read_jsonl, write_json, write_jsonl
 from eef.training.sft import SFTSettings, train_sft
@@ -72,6 +73,8 @@ class Run:
             test=self.suite.tasks("test")[: env.test_tasks],
         )
         self.metrics = MetricsLog(self.dir / "metrics.jsonl")
+        if config.rollout.engine == "vllm":  # fail now, not after the expert data and SFT
+            check_vllm_available()
 
     # ---- creating and resuming -------------------------------------------------------------
 
@@ -182,8 +185,12 @@ class Run:
         return checkpoint
 
     def _generator(self, checkpoint: Path) -> TurnGenerator:
+        rollout = self.config.rollout
+        if rollout.engine == "vllm":
+            tokenizer = load_tokenizer(str(checkpoint))
+            return VLLMGenerator(str(checkpoint), tokenizer, self.config.model.dtype, rollout.vllm_gpu_memory)
         policy: Policy = load_policy(str(checkpoint), dtype=self.config.model.dtype)
-        return make_generator(policy.model, policy.tokenizer, prefix_reuse=self.config.rollout.prefix_reuse)
+        return make_generator(policy.model, policy.tokenizer, prefix_reuse=rollout.prefix_reuse)
 
     def _rollout_settings(self, sampling: Any) -> RolloutSettings:
         rollout = self.config.rollout

@@ -68,11 +68,7 @@ def load_policy(
     else:
         source = str(smollm2_folder()) if spec == "smollm2-135m" else spec
         tokenizer, model = _from_pretrained(source, torch_dtype)
-    if tokenizer.chat_template is None:
-        raise UserError(f"model {spec!r} has no chat template: use an instruct/chat model or add one to its tokenizer")
-    if tokenizer.pad_token is None:
-        # Padding positions are masked out everywhere, so any token serves; eos is the usual choice.
-        tokenizer.pad_token = tokenizer.eos_token
+    _check_tokenizer(tokenizer, spec)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.eval()
     if device == "auto":
@@ -83,6 +79,22 @@ def load_policy(
             torch.manual_seed(seed)
             model = apply_lora(model, lora)
     return Policy(model=model, tokenizer=tokenizer, name=spec)
+
+
+def load_tokenizer(folder: str) -> PreTrainedTokenizerBase:
+    """The tokenizer of a checkpoint folder, prepared as :func:`load_policy` prepares it (for engines
+    that load the weights themselves)."""
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    _check_tokenizer(tokenizer, folder)
+    return tokenizer
+
+
+def _check_tokenizer(tokenizer: PreTrainedTokenizerBase, spec: str) -> None:
+    if tokenizer.chat_template is None:
+        raise UserError(f"model {spec!r} has no chat template: use an instruct/chat model or add one to its tokenizer")
+    if tokenizer.pad_token is None:
+        # Padding positions are masked out everywhere, so any token serves; eos is the usual choice.
+        tokenizer.pad_token = tokenizer.eos_token
 
 
 def _from_pretrained(source: str, dtype: torch.dtype) -> tuple[PreTrainedTokenizerBase, PreTrainedModel]:
