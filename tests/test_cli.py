@@ -93,3 +93,13 @@ def test_vllm_engine_where_it_cannot_run_fails_before_any_work(tmp_path):
     out = tmp_path / "run"
     assert_user_error(eef("run", "--out", str(out), "--set", "rollout.engine=vllm"), "rollout.engine is vllm")
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_env_options_reach_the_environment(tmp_path):
+    out = tmp_path / "x.jsonl"
+    result = eef("collect", "--env-option", "max_steps=2", "--limit", "5", "--out", str(out), "--json")
+    assert result.returncode == 0, result.stderr
+    actions = [json.loads(line)["num_actions"] for line in out.read_text().splitlines()]
+    assert len(actions) == 5 and max(actions) <= 2
+    assert_user_error(eef("collect", "--env-option", "max_steps=zero", "--out", str(out)), "max_steps")
+    assert_user_error(eef("eval", "tiny", "--env-option", "colour=red"), "colour")

@@ -44,6 +44,7 @@ _LLM_OPTIONS += ("backoff_s", "timeout_s", "price_input", "price_output")
 
 
 def _cmd_collect(args: argparse.Namespace) -> None:
+    from eef.envs.registry import get_suite
     from eef.experts.collect import collect_to_file, expert_file_stem, print_report, raise_if_incomplete
 
     options = {name: getattr(args, name) for name in _LLM_OPTIONS}
@@ -58,7 +59,14 @@ def _cmd_collect(args: argparse.Namespace) -> None:
     stem = expert_file_stem(name)
     out = Path(args.out) if args.out else Path("data") / f"expert-{args.env}-{stem}-{args.split}.jsonl"
     report = collect_to_file(
-        env_name=args.env, expert_spec=name, split=args.split, out=out, seed=args.seed, limit=args.limit, llm=llm
+        env_name=args.env,
+        expert_spec=name,
+        split=args.split,
+        out=out,
+        seed=args.seed,
+        limit=args.limit,
+        llm=llm,
+        suite=get_suite(args.env, **dict(args.env_options)),
     )
     if args.json:
         console.print_json(report)
@@ -156,6 +164,28 @@ def _print_interchange(report: dict, as_json: bool) -> None:
     )
 
 
+def _env_option(text: str) -> tuple[str, object]:
+    """``KEY=VALUE`` of ``--env-option``; the value is read as YAML (numbers, booleans, strings)."""
+    import yaml
+
+    key, equals, value = text.partition("=")
+    if not equals or not key.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE (e.g. --env-option data_dir=/data/webshop)")
+    return key.strip(), yaml.safe_load(value)
+
+
+def _add_env_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--env-option",
+        dest="env_options",
+        type=_env_option,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an environment option, as env.options in a run config (repeatable), e.g. data_dir=/data/webshop",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="eef", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -174,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     collect.add_argument("--limit", type=int, default=None, help="only the first N tasks of the split")
     collect.add_argument("--out", default=None, help="output JSONL (default data/expert-ENV-EXPERT-SPLIT.jsonl)")
     collect.add_argument("--json", action="store_true", help="print the summary as JSON")
+    _add_env_options(collect)
     llm = collect.add_argument_group("chat-model experts (--expert openai:MODEL[@TAG]; see docs/experts.md)")
     llm.add_argument(
         "--base-url", metavar="URL", help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 (default: OpenAI)"
@@ -209,6 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--dtype", default="auto", help="auto | float32 | bfloat16")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--json", action="store_true", help="print the summary as JSON")
+    _add_env_options(train)
     train.set_defaults(handler=_cmd_train)
 
     evaluate = commands.add_parser("eval", help="evaluate a checkpoint on a split: win rate, reward, actions")
@@ -222,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--out", default=None, help="folder for trajectories.jsonl and results.json")
     evaluate.add_argument("--json", action="store_true", help="print the summary as JSON")
+    _add_env_options(evaluate)
     evaluate.set_defaults(handler=_cmd_eval)
 
     run = commands.add_parser("run", help="the whole pipeline: experts, SFT, RFT and EEF iterations, comparison")

@@ -22,7 +22,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         data = [t for t in data if t.success]
     if not data:
         raise UserError(f"{args.data}: no trajectories to train on{' (no successes)' if args.successes_only else ''}")
-    suite = get_suite(args.env)
+    suite = get_suite(args.env, **dict(args.env_options))
     texts = environment_text(suite.instruction, data) if args.model == "tiny" else None
     policy = load_policy(
         args.model,
@@ -64,7 +64,7 @@ def evaluate_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
 
     if args.limit is not None and args.limit <= 0:
         raise UserError(f"--limit must be positive, got {args.limit}")
-    suite = get_suite(args.env)
+    suite = get_suite(args.env, **dict(args.env_options))
     suite.tasks(args.split)  # an unknown split fails here, before a model is loaded
     texts = [suite.instruction] if args.model == "tiny" else None
     policy = load_policy(args.model, tokenizer_texts=texts, tokenizer_terms=suite.atomic_terms(), seed=args.seed)
