@@ -1,4 +1,5 @@
-"""JSONL and JSON files: validated reads that name the bad line, atomic writes, appends that survive kills."""
+"""JSONL and JSON files: validated reads that name the bad line, atomic writes, appends that survive kills;
+and where eef caches what it derives once (converted models, simulator splits)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,11 @@ from eef.errors import UserError
 from eef.types import Trajectory
 
 Record = TypeVar("Record", bound=BaseModel)
+
+
+def cache_root() -> Path:
+    """``$EEF_CACHE``, default ``~/.cache/eef``."""
+    return Path(os.environ.get("EEF_CACHE") or Path.home() / ".cache" / "eef").expanduser()
 
 
 def atomic_write_text(path: Path, text: str) -> None:

