@@ -40,7 +40,7 @@ def _cmd_envs(args: argparse.Namespace) -> None:
 
 # `eef collect` options of chat-model experts (their dests are LLMExpertSettings fields).
 _LLM_OPTIONS = ("base_url", "api_key_env", "concurrency", "temperature", "top_p", "max_tokens", "max_retries")
-_LLM_OPTIONS += ("backoff_s", "timeout_s", "price_input", "price_output")
+_LLM_OPTIONS += ("backoff_s", "timeout_s", "price_input", "price_output", "reasoning_model")
 
 
 def _cmd_collect(args: argparse.Namespace) -> None:
@@ -223,6 +223,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     llm.add_argument("--price-input", type=float, metavar="USD", help="price per million prompt tokens")
     llm.add_argument("--price-output", type=float, metavar="USD", help="price per million generated tokens")
+    llm.add_argument(
+        "--reasoning-model",
+        action="store_const",
+        const=True,
+        help="an OpenAI reasoning model (o1, o3, gpt-5, ...): send max_completion_tokens, no temperature or top_p",
+    )
     collect.set_defaults(handler=_cmd_collect)
 
     train = commands.add_parser("train", help="supervised fine-tuning on a trajectories file (loss on agent turns)")

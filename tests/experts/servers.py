@@ -63,7 +63,8 @@ class ChatServer:
 
     Answers with ``turns[json(messages)]`` when given, else forwards the request to ``upstream``.
     ``faults`` are used up one per request, in order; ``fail_when(messages)`` returns a fault for every
-    request it matches. ``requests`` records (cache key of the body, Authorization header) per request."""
+    request it matches. ``requests`` records (cache key of the body, Authorization header) per request,
+    ``bodies`` the bodies themselves."""
 
     def __init__(
         self,
@@ -80,6 +81,7 @@ class ChatServer:
         self.faults = list(faults or [])
         self.fail_when = fail_when
         self.requests: list[tuple[str, str]] = []
+        self.bodies: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", free_port()), self._handler())
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}/v1"
@@ -124,6 +126,7 @@ class ChatServer:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 with server._lock:
                     server.requests.append((request_key(body), self.headers.get("Authorization", "")))
+                    server.bodies.append(body)
                     server.in_flight += 1
                     server.max_in_flight = max(server.max_in_flight, server.in_flight)
                 time.sleep(server.delay_s)

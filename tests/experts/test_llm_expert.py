@@ -291,3 +291,18 @@ def test_turns_are_clipped_after_their_first_action_line():
         "Thought: a\nAction: search[x]"
     )
     assert clip_turn("Thought: only thinking\n") == "Thought: only thinking"
+
+
+def test_reasoning_models_get_max_completion_tokens_and_no_sampling_parameters(tmp_path, capsys, monkeypatch):
+    sent = {}
+    for flags in ([], ["--reasoning-model"]):
+        with ChatServer() as server:
+            command = ["collect", "--expert", "openai:o3-mini", "--base-url", server.url, "--limit", "2"]
+            code, _, stderr = _eef_here(
+                capsys, monkeypatch, *command, "--out", str(tmp_path / f"{len(flags)}.jsonl"), *flags
+            )
+            assert code == 0, stderr
+            sent[bool(flags)] = server.bodies
+    assert sent[False] and all(b["max_tokens"] == 256 and b["temperature"] == 0.0 for b in sent[False])
+    assert sent[True] and all(b["max_completion_tokens"] == 256 for b in sent[True])
+    assert not any({"max_tokens", "temperature", "top_p"} & set(body) for body in sent[True])

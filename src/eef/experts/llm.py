@@ -64,6 +64,9 @@ class LLMExpertSettings(BaseModel):
     temperature: float = Field(default=0.0, ge=0.0)
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
     max_tokens: int = Field(default=256, ge=1, description="longest turn, in tokens")
+    # OpenAI's reasoning models (o1, o3, o4-mini, gpt-5, ...) refuse max_tokens and any temperature or
+    # top_p but the default: they get max_completion_tokens (which their hidden reasoning counts against).
+    reasoning_model: bool = False
     max_retries: int = Field(default=6, ge=0, description="retries of a failing request before its episode fails")
     backoff_s: float = Field(default=1.0, ge=0.0, description="first retry's delay; doubles each retry")
     max_backoff_s: float = Field(default=60.0, ge=0.0)
@@ -238,14 +241,19 @@ class LLMExpert(Expert):
 
     async def complete(self, messages: Sequence[Message], seed: int) -> CachedResponse:
         """The model's answer to ``messages``: from the cache, or from the server (then cached)."""
-        params = {
+        params: dict[str, Any] = {
             "model": self.settings.model,
             "messages": [{"role": m.role, "content": m.content} for m in messages],
-            "temperature": self.settings.temperature,
-            "top_p": self.settings.top_p,
-            "max_tokens": self.settings.max_tokens,
             "seed": seed,
         }
+        if self.settings.reasoning_model:
+            params["max_completion_tokens"] = self.settings.max_tokens
+        else:
+            params |= {
+                "temperature": self.settings.temperature,
+                "top_p": self.settings.top_p,
+                "max_tokens": self.settings.max_tokens,
+            }
         key = request_key(params)
         if (cached := self._cache.get(key)) is not None:
             self.counts.cached_responses += 1
