@@ -7,7 +7,8 @@ and the recorded prefix of restarts computed once (``CachedGenerator``). Same mo
 greedy decoding, so all three must produce the same trajectories (checked).
 
 Part 1 rolls out from the tasks' initial states; part 2 restarts from expert failures as EEF does
-(M restart points per failed trajectory) and compares the tokens prefilled per rollout.
+(M restart points per failed trajectory) and compares the tokens prefilled per rollout. Each engine
+runs ``--repeats`` times (3), the engines taking turns; the median run is reported.
 
     .venv/bin/python benchmarks/rollout_throughput.py --model runs/default-seed0/sft/checkpoint
 """
@@ -15,7 +16,9 @@ Part 1 rolls out from the tasks' initial states; part 2 restarts from expert fai
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
+from collections.abc import Callable
 
 import torch
 
@@ -51,17 +54,32 @@ def measure(
     return figures, trajectories
 
 
-def compare(title: str, suite: Suite, engines: dict[str, tuple[TurnGenerator, int]], starts, max_new_tokens) -> None:
-    results = {name: measure(suite, gen, batch, starts, max_new_tokens) for name, (gen, batch) in engines.items()}
+def compare(
+    title: str,
+    suite: Suite,
+    engines: dict[str, tuple[Callable[[], TurnGenerator], int]],
+    starts: list[EpisodeStart],
+    max_new_tokens: int,
+    repeats: int,
+) -> None:
+    """Each engine ``repeats`` times (a fresh generator each time, the engines taking turns so that a
+    slow spell of the machine hits all of them); the figures are those of each engine's median run."""
+    runs: dict[str, list[tuple[dict[str, float], list[Trajectory]]]] = {name: [] for name in engines}
+    for _ in range(repeats):
+        for name, (make, batch) in engines.items():
+            runs[name].append(measure(suite, make(), batch, starts, max_new_tokens))
+    results = {name: sorted(done, key=lambda run: run[0]["seconds"])[len(done) // 2] for name, done in runs.items()}
     names = list(results)
-    print(f"\n{title}")
+    spread = {name: statistics.pstdev(run[0]["seconds"] for run in done) for name, done in runs.items()}
+    print(f"\n{title} (median of {repeats} runs)")
     print(f"{'':26}" + "".join(f"{name:>12}" for name in names) + "".join(f"{n + '/naive':>16}" for n in names[1:]))
     for key in FIGURES:
         values = [results[name][0][key] for name in names]
         ratios = [value / values[0] for value in values[1:]]
         print(f"{key:26}" + "".join(f"{v:>12.1f}" for v in values) + "".join(f"{r:>16.2f}" for r in ratios))
-    reference = [t.messages for t in results[names[0]][1]]
-    identical = all([t.messages for t in results[name][1]] == reference for name in names[1:])
+    print(f"{'seconds, std over runs':26}" + "".join(f"{spread[name]:>12.2f}" for name in names))
+    reference = [t.messages for t in runs[names[0]][0][1]]
+    identical = all([t.messages for t in run[1]] == reference for done in runs.values() for run in done)
     print(f"identical trajectories: {'yes' if identical else 'NO'}")
 
 
@@ -77,13 +95,22 @@ def main() -> None:
     parser.add_argument("--restarts", type=int, default=4, help="restart points per failure (EEF's M)")
     parser.add_argument("--expert", default="scripted", help="the expert whose failures part 2 restarts from")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per engine; the median run is reported")
     args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1")
     if args.threads:
         torch.set_num_threads(args.threads)
 
     suite = get_suite(args.env)
     policy = load_policy(args.model)
-    plain, cached = HFGenerator(policy.model, policy.tokenizer), CachedGenerator(policy.model, policy.tokenizer)
+
+    def plain() -> TurnGenerator:
+        return HFGenerator(policy.model, policy.tokenizer)
+
+    def cached() -> TurnGenerator:
+        return CachedGenerator(policy.model, policy.tokenizer)
+
     engines = {"naive": (plain, 1), "batched": (plain, args.batch_size), "ours": (cached, args.batch_size)}
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU, {torch.get_num_threads()} threads"
     print(f"{args.model} on {device}; {args.env}, greedy, at most {args.max_new_tokens} new tokens per turn")
@@ -95,6 +122,7 @@ def main() -> None:
         engines,
         starts,
         args.max_new_tokens,
+        args.repeats,
     )
 
     tasks = {task.task_id: task for task in suite.tasks("train")}
@@ -111,6 +139,7 @@ def main() -> None:
         engines,
         restarts,
         args.max_new_tokens,
+        args.repeats,
     )
 
 
