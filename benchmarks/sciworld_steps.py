@@ -2,18 +2,29 @@
 valid-action list (what scienceworld's own ``ScienceWorldEnv.step`` always builds), and reset time.
 Then the rollout engine stepping its episodes' JVMs one after another vs at once in threads
 (``Suite.concurrent_steps``), with the model replaced by a fixed action so that only the
-environments' time is measured.
+environments' time is measured. Last, a real model's generation (the untrained ``tiny``, always its
+full 48 tokens) with environments stepping after it vs overlapped with it (``overlap_steps``: half
+the episodes generate while the other half step); its turns are replaced by the fixed action so
+that every episode runs the same steps.
 
-    .venv/bin/python benchmarks/sciworld_steps.py
+    .venv/bin/python benchmarks/sciworld_steps.py [--threads N]
 """
 
 from __future__ import annotations
 
+import argparse
 import time
+from dataclasses import replace
+
+import torch
 
 from eef.envs.sciworld.env import SciWorldSuite
+from eef.policy.cached_generator import CachedGenerator
 from eef.policy.engine import Generation, SamplingSettings
+from eef.policy.models import load_policy
 from eef.rollout import EpisodeStart, RolloutEngine, RolloutSettings
+
+LOOK_AROUND = "Thought: where am I?\nAction: look around"
 
 
 class _LookAround:
@@ -22,9 +33,7 @@ class _LookAround:
     tokenizer = None
 
     def generate(self, prompts, sampling, seed, keys=None) -> list[Generation]:
-        return [Generation(text="Thought: where am I?\nAction: look around", new_tokens=1, finished=True)] * len(
-            prompts
-        )
+        return [Generation(text=LOOK_AROUND, new_tokens=1, finished=True)] * len(prompts)
 
     def release(self, key: str) -> None:
         pass
@@ -33,6 +42,7 @@ class _LookAround:
 def rollout_stepping(episodes: int = 4, turns: int = 12) -> None:
     import eef.rollout
 
+    encode_prompt = eef.rollout.encode_prompt
     eef.rollout.encode_prompt = lambda tokenizer, messages: [0]  # no tokenizer: only environments are timed
     suite = SciWorldSuite(max_envs=episodes)
     starts = [EpisodeStart(task) for task in suite.tasks("dev")[:episodes]]
@@ -46,10 +56,48 @@ def rollout_stepping(episodes: int = 4, turns: int = 12) -> None:
             seconds[concurrent] = time.perf_counter() - started
     finally:
         suite.close()
+        eef.rollout.encode_prompt = encode_prompt
     steps = episodes * turns
     print(
         f"rollout stepping, {episodes} episodes x {turns} steps: {steps / seconds[False]:.1f} steps/s one after "
         f"another, {steps / seconds[True]:.1f} in threads ({seconds[False] / seconds[True]:.1f}x)"
+    )
+
+
+class _GenerateThenLookAround:
+    """A real model generates every turn (its full compute); the turn taken is the fixed action."""
+
+    def __init__(self, generator: CachedGenerator):
+        self.generator = generator
+        self.tokenizer = generator.tokenizer
+
+    def generate(self, prompts, sampling, seed, keys=None) -> list[Generation]:
+        generations = self.generator.generate(prompts, sampling, seed, keys)
+        return [replace(generation, text=LOOK_AROUND) for generation in generations]
+
+    def release(self, key: str) -> None:
+        self.generator.release(key)
+
+
+def overlap_with_generation(episodes: int = 8, turns: int = 10) -> None:
+    suite = SciWorldSuite(max_envs=episodes)
+    policy = load_policy("tiny", tokenizer_texts=[suite.instruction], tokenizer_terms=suite.atomic_terms(), seed=0)
+    generator = _GenerateThenLookAround(CachedGenerator(policy.model, policy.tokenizer))
+    starts = [EpisodeStart(task) for task in suite.tasks("dev")[:episodes]]
+    # An untrained model never ends its turn: every turn generates exactly max_new_tokens.
+    sampling = SamplingSettings(temperature=0.0, max_new_tokens=48)
+    seconds: dict[bool, float] = {}
+    try:
+        for overlap in (False, True, False, True):  # the first pass starts the JVMs: not counted
+            settings = RolloutSettings(sampling=sampling, batch_size=episodes, max_turns=turns, overlap_steps=overlap)
+            started = time.perf_counter()
+            RolloutEngine(suite, generator, settings, "bench").run(starts, seed=0)
+            seconds[overlap] = time.perf_counter() - started
+    finally:
+        suite.close()
+    print(
+        f"rollout with the tiny model, {episodes} episodes x {turns} turns: {seconds[False]:.2f} s with steps "
+        f"after generation, {seconds[True]:.2f} s overlapped ({seconds[False] / seconds[True]:.2f}x)"
     )
 
 
@@ -91,5 +139,10 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    if (threads := parser.parse_args().threads) is not None:
+        torch.set_num_threads(threads)
     main()
     rollout_stepping()
+    overlap_with_generation()

@@ -105,6 +105,30 @@ def test_sampling_is_reproducible_from_the_seed(shop, cached):
     assert [t.messages for t in first] != [t.messages for t in other]
 
 
+def test_overlapping_steps_with_generation_changes_no_greedy_result(cached, expert_data):
+    """Two lanes taking turns (one generates while the other's environments step in threads) give the
+    episodes one lane gives, restarts included; with sampling they are reproducible too."""
+    threaded = get_suite("shop")
+    threaded.concurrent_steps = True  # shop steps are in-process; the engine may still step them in threads
+    failures = [t for t in expert_data if not t.success and t.num_actions > 2][:3]
+    tasks = {task.task_id: task for task in threaded.tasks("train")}
+    starts = [EpisodeStart(task) for task in threaded.tasks("dev")[:6]]
+    starts += [EpisodeStart(tasks[f.task_id], f, m) for f in failures for m in (1, 2)]
+
+    def run(overlap: bool, temperature: float = 0.0) -> list:
+        settings = RolloutSettings(
+            sampling=SamplingSettings(temperature=temperature, max_new_tokens=40), overlap_steps=overlap
+        )
+        return RolloutEngine(threaded, cached, settings, origin="policy:test").run(starts, seed=3)
+
+    sequential, overlapped = run(overlap=False), run(overlap=True)
+    # Only the accounting of shared prefixes may differ: the lanes' calls split them differently.
+    same = {"exclude": {"prefilled_tokens"}}
+    assert [t.model_dump(**same) for t in overlapped] == [t.model_dump(**same) for t in sequential]
+    assert len({t.num_actions for t in overlapped}) > 1  # episodes end at different turns: lanes drain unevenly
+    assert [t.messages for t in run(True, 1.0)] == [t.messages for t in run(True, 1.0)]
+
+
 def test_unparsable_turns_end_in_invalid_limit(shop, expert_data):
     """An untrained model rarely names an action: its episodes end on the invalid-action limit, never crash."""
     texts = environment_text(shop.instruction, expert_data)

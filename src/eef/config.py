@@ -48,6 +48,10 @@ class RolloutConfig(Strict):
     # hf: the in-house engines on transformers (any device). vllm: vLLM on a CUDA GPU when installed
     # (untested on this project's machines: docs/performance.md); it caches prefixes itself.
     engine: Literal["hf", "vllm"] = "hf"
+    # Where environment steps wait on other processes (ScienceWorld's JVMs): generate for half of the
+    # episodes while the other half step (greedy results are the same either way). auto: on a GPU,
+    # where generation leaves the CPU cores to the environments; on a CPU they compete for the same cores.
+    overlap_steps: bool | Literal["auto"] = "auto"
     vllm_gpu_memory: float = Field(default=0.5, gt=0, lt=1)  # share of GPU memory vLLM may take
     max_context_tokens: int = 2048
     max_invalid_actions: int = 3

@@ -8,7 +8,7 @@ the conversation's context, untrained (``loss=False``).
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from eef.envs.base import Environment, Suite, restore_points
@@ -26,6 +26,9 @@ class RolloutSettings:
     max_invalid_actions: int = 3  # consecutive invalid actions that end the episode (invalid_limit)
     max_turns: int = 50  # a safety net; environments enforce their own step limits
     batch_size: int = 64  # episodes in flight at once
+    # Generate for one half of the episodes while the other half's environments step, where steps
+    # wait on other processes (Suite.concurrent_steps); greedy results are the same either way.
+    overlap_steps: bool = False
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,7 @@ class _Episode:
     generated_tokens: int = 0
     reward: float = 0.0
     termination: Termination | None = None
+    recorded: bool = False
 
 
 class RolloutEngine:
@@ -149,42 +153,85 @@ class RolloutEngine:
         return episodes
 
     def _run_chunk(self, chunk: list[EpisodeStart], seed: int, chunk_seed: int) -> list[Trajectory]:
+        """Turn after turn until every episode of ``chunk`` has ended.
+
+        When the suite's steps wait on other processes (``concurrent_steps``) and ``overlap_steps`` is
+        on, the episodes form two lanes that take turns: while one lane's environments step (in
+        threads), the model generates the other lane's turns, so neither waits for the other."""
         episodes = self._begin(chunk, seed)
+        overlap = self.settings.overlap_steps and self.suite.concurrent_steps and len(episodes) > 1
+        lanes = [episodes[0::2], episodes[1::2]] if overlap else [episodes]
         finished: list[Trajectory] = []
-        turn = 0
-        while live := [e for e in episodes if e.termination is None]:
-            prompts = [encode_prompt(self.generator.tokenizer, episode.messages) for episode in live]
-            stepping = []
-            for episode, prompt in zip(live, prompts, strict=True):
-                if len(prompt) + self.settings.sampling.max_new_tokens > self.settings.max_context_tokens:
-                    episode.termination = "context_limit"
-                else:
-                    stepping.append((episode, prompt))
-            generations = self.generator.generate(
-                [prompt for _, prompt in stepping],
-                self.settings.sampling,
-                seed=derive_seed(chunk_seed, turn),
-                keys=[self._trajectory_id(episode.start) for episode, _ in stepping],
-            )
-            for (episode, prompt), generation in zip(stepping, generations, strict=True):
-                episode.prompt_tokens += len(prompt)
-                episode.prefilled_tokens += generation.prefilled_tokens
-                episode.generated_tokens += generation.new_tokens
-            turns = [(episode, generation.text) for (episode, _), generation in zip(stepping, generations, strict=True)]
-            if self.suite.concurrent_steps and len(turns) > 1:
-                # Each episode steps its own instance; _step touches nothing shared.
-                with ThreadPoolExecutor(max_workers=len(turns)) as steppers:
-                    list(steppers.map(lambda turn_of: self._step(*turn_of), turns))
+        turns_taken = [0] * len(lanes)
+        stepping: list[Future[None] | None] = [None] * len(lanes)
+        with ThreadPoolExecutor(max_workers=len(lanes)) as steppers:
+            while True:
+                for index, lane in enumerate(lanes):
+                    if (future := stepping[index]) is not None:
+                        future.result()  # the lane's previous steps, before its next prompts
+                        stepping[index] = None
+                        finished += self._finish(lane)
+                    live = [episode for episode in lane if episode.termination is None]
+                    if not live:
+                        continue
+                    # One lane keeps the seeds it always had; two lanes each have their own stream.
+                    turn_seed = (
+                        derive_seed(chunk_seed, turns_taken[index])
+                        if len(lanes) == 1
+                        else derive_seed(chunk_seed, "lane", index, turns_taken[index])
+                    )
+                    turns = self._generate_turns(live, turn_seed)
+                    turns_taken[index] += 1
+                    if len(lanes) == 1:
+                        self._step_turns(turns)
+                        finished += self._finish(lane)
+                    else:
+                        stepping[index] = steppers.submit(self._step_turns, turns)
+                if all(future is None for future in stepping) and all(
+                    episode.termination is not None for episode in episodes
+                ):
+                    return finished
+
+    def _generate_turns(self, live: list[_Episode], seed: int) -> list[tuple[_Episode, str]]:
+        """The next turn of each live episode (an episode whose prompt no longer fits ends instead)."""
+        prompts = [encode_prompt(self.generator.tokenizer, episode.messages) for episode in live]
+        stepping = []
+        for episode, prompt in zip(live, prompts, strict=True):
+            if len(prompt) + self.settings.sampling.max_new_tokens > self.settings.max_context_tokens:
+                episode.termination = "context_limit"
             else:
-                for episode, text in turns:
-                    self._step(episode, text)
-            turn += 1
-            for episode in live:
-                if episode.termination is not None:
-                    finished.append(self._record(episode))
-                    episode.env.close()
-                    self.generator.release(self._trajectory_id(episode.start))
-        return finished
+                stepping.append((episode, prompt))
+        generations = self.generator.generate(
+            [prompt for _, prompt in stepping],
+            self.settings.sampling,
+            seed=seed,
+            keys=[self._trajectory_id(episode.start) for episode, _ in stepping],
+        )
+        for (episode, prompt), generation in zip(stepping, generations, strict=True):
+            episode.prompt_tokens += len(prompt)
+            episode.prefilled_tokens += generation.prefilled_tokens
+            episode.generated_tokens += generation.new_tokens
+        return [(episode, generation.text) for (episode, _), generation in zip(stepping, generations, strict=True)]
+
+    def _step_turns(self, turns: list[tuple[_Episode, str]]) -> None:
+        if self.suite.concurrent_steps and len(turns) > 1:
+            # Each episode steps its own instance; _step touches nothing shared.
+            with ThreadPoolExecutor(max_workers=len(turns)) as steppers:
+                list(steppers.map(lambda turn_of: self._step(*turn_of), turns))
+        else:
+            for episode, text in turns:
+                self._step(episode, text)
+
+    def _finish(self, lane: list[_Episode]) -> list[Trajectory]:
+        """Record, close and forget the episodes of ``lane`` that have just ended."""
+        ended = []
+        for episode in lane:
+            if episode.termination is not None and not episode.recorded:
+                episode.recorded = True
+                ended.append(self._record(episode))
+                episode.env.close()
+                self.generator.release(self._trajectory_id(episode.start))
+        return ended
 
     def _step(self, episode: _Episode, turn_text: str) -> None:
         episode.messages.append(Message(role="assistant", content=turn_text.strip(), loss=True))

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 
 from eef import console
@@ -199,6 +200,7 @@ class Run:
             max_context_tokens=rollout.max_context_tokens,
             max_invalid_actions=rollout.max_invalid_actions,
             batch_size=rollout.batch_size,
+            overlap_steps=torch.cuda.is_available() if rollout.overlap_steps == "auto" else rollout.overlap_steps,
         )
 
     def _evaluate_checkpoint(self, key: str, checkpoint: Path) -> None:
