@@ -7,7 +7,10 @@ and the recorded prefix of restarts computed once (``CachedGenerator``). Same mo
 greedy decoding, so all three must produce the same trajectories (checked).
 
 Part 1 rolls out from the tasks' initial states; part 2 restarts from expert failures as EEF does
-(M restart points per failed trajectory) and compares the tokens prefilled per rollout. Each engine
+(M restart points per failed trajectory) and compares the tokens prefilled per rollout.
+``--continuous-batching`` adds transformers' own continuous batching (``generate_batch``: paged
+attention, blocks shared between prompts with a common prefix, one manager kept across turns) as
+the candidate the issue asked to measure against ours. Each engine
 runs ``--repeats`` times (3), the engines taking turns; the median run is reported.
 
     .venv/bin/python benchmarks/rollout_throughput.py --model runs/default-seed0/sft/checkpoint
@@ -16,6 +19,7 @@ runs ``--repeats`` times (3), the engines taking turns; the median run is report
 from __future__ import annotations
 
 import argparse
+import logging
 import statistics
 import time
 from collections.abc import Callable
@@ -27,12 +31,58 @@ from eef.envs.registry import get_suite
 from eef.experts.collect import collect
 from eef.experts.registry import make_expert
 from eef.policy.cached_generator import CachedGenerator
-from eef.policy.engine import HFGenerator, SamplingSettings, TurnGenerator
+from eef.policy.engine import (
+    Generation,
+    HFGenerator,
+    SamplingSettings,
+    TurnGenerator,
+    decode_generation,
+    stop_and_pad_ids,
+)
 from eef.policy.models import load_policy
 from eef.rollout import EpisodeStart, RolloutEngine, RolloutSettings
 from eef.types import Trajectory
 
 FIGURES = ("episodes/s", "generated tokens/s", "env steps/s", "seconds", "CPU seconds", "prefilled tokens/rollout")
+
+
+class ContinuousBatchingGenerator:
+    """transformers' continuous batching behind our generator contract (greedy only; benchmark use).
+    The manager persists across calls, so blocks of earlier turns can be shared by later prompts."""
+
+    def __init__(self, model, tokenizer):
+        from transformers import GenerationConfig
+        from transformers.generation.configuration_utils import ContinuousBatchingConfig
+
+        logging.getLogger("ContinuousBatchingLogger").setLevel(logging.ERROR)  # a warning per call otherwise
+        self.model, self.tokenizer = model, tokenizer
+        self.stop_ids, pad_id = stop_and_pad_ids(tokenizer)
+        self.config = lambda max_new_tokens: GenerationConfig(
+            do_sample=False, max_new_tokens=max_new_tokens, eos_token_id=self.stop_ids, pad_token_id=pad_id
+        )
+        # Sized for CPU memory (the defaults are inferred from GPU memory).
+        self.batching = ContinuousBatchingConfig(num_blocks=2048, page_size=32, max_batch_tokens=4096)
+
+    def generate(self, prompts, sampling, seed, keys=None) -> list[Generation]:
+        if sampling.temperature > 0:
+            raise ValueError("this benchmark engine decodes greedily only")
+        outputs = self.model.generate_batch(
+            prompts,
+            generation_config=self.config(sampling.max_new_tokens),
+            continuous_batching_config=self.batching,
+            persistent_manager=True,
+            warmup=False,
+        )
+        # Request ids are req_<counter>, numbered in the order the prompts were given.
+        ordered = sorted(outputs.items(), key=lambda item: int(item[0].rsplit("_", 1)[1]))
+        return [
+            # How many prompt tokens its shared blocks spared is not reported: 0 prints as n/a.
+            decode_generation(self.tokenizer, list(output.generated_tokens), self.stop_ids, prefilled=0)
+            for _, output in ordered
+        ]
+
+    def release(self, key: str) -> None:
+        """The manager's cache evicts blocks itself."""
 
 
 def measure(
@@ -75,8 +125,9 @@ def compare(
     print(f"{'':26}" + "".join(f"{name:>12}" for name in names) + "".join(f"{n + '/naive':>16}" for n in names[1:]))
     for key in FIGURES:
         values = [results[name][0][key] for name in names]
-        ratios = [value / values[0] for value in values[1:]]
-        print(f"{key:26}" + "".join(f"{v:>12.1f}" for v in values) + "".join(f"{r:>16.2f}" for r in ratios))
+        cells = [f"{v:>12.1f}" if v else f"{'n/a':>12}" for v in values]
+        ratios = [f"{v / values[0]:>16.2f}" if v else f"{'n/a':>16}" for v in values[1:]]
+        print(f"{key:26}" + "".join(cells) + "".join(ratios))
     print(f"{'seconds, std over runs':26}" + "".join(f"{spread[name]:>12.2f}" for name in names))
     reference = [t.messages for t in runs[names[0]][0][1]]
     identical = all([t.messages for t in run[1]] == reference for done in runs.values() for run in done)
@@ -96,6 +147,9 @@ def main() -> None:
     parser.add_argument("--expert", default="scripted", help="the expert whose failures part 2 restarts from")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--repeats", type=int, default=3, help="runs per engine; the median run is reported")
+    parser.add_argument(
+        "--continuous-batching", action="store_true", help="also measure transformers' continuous batching"
+    )
     args = parser.parse_args()
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
@@ -112,6 +166,12 @@ def main() -> None:
         return CachedGenerator(policy.model, policy.tokenizer)
 
     engines = {"naive": (plain, 1), "batched": (plain, args.batch_size), "ours": (cached, args.batch_size)}
+    if args.continuous_batching:
+
+        def continuous() -> TurnGenerator:
+            return ContinuousBatchingGenerator(policy.model, policy.tokenizer)
+
+        engines["hf-cb"] = (continuous, args.batch_size)
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU, {torch.get_num_threads()} threads"
     print(f"{args.model} on {device}; {args.env}, greedy, at most {args.max_new_tokens} new tokens per turn")
 
