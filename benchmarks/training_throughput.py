@@ -7,6 +7,7 @@ ratio ours/naive, and on a GPU the model FLOPs utilisation (6 x parameters x tok
 peak bf16 FLOP/s, attention FLOPs left out, as is customary).
 
     .venv/bin/python benchmarks/training_throughput.py --model tiny --tasks 300 --epochs 1
+    .venv/bin/python benchmarks/training_throughput.py --model shape:0.5b   # on a GPU: the MFU target's model
 """
 
 from __future__ import annotations
@@ -21,13 +22,40 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 from eef.envs.registry import get_suite
 from eef.experts.collect import collect
 from eef.experts.registry import make_expert
-from eef.policy.models import load_policy
+from eef.policy.models import Policy, load_policy
+from eef.policy.smollm2 import smollm2_folder
 from eef.policy.tiny import environment_text
 from eef.training.sft import SFTSettings, train_sft
 from eef.training.tokenize import encode_messages
 
 # Dense bf16 peak FLOP/s of the GPUs this project is lent (vendor datasheets, without sparsity).
 PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
+
+
+# Qwen2.5-0.5B's transformer shape, as a randomly initialised Llama with SmolLM2's tokenizer (49,152
+# tokens instead of Qwen's 151,936, so ~0.40B parameters instead of 0.49B): throughput needs the shape,
+# not trained weights, and nothing has to be downloaded.
+SHAPES = {
+    "0.5b": dict(
+        hidden_size=896, num_hidden_layers=24, num_attention_heads=14, num_key_value_heads=2, intermediate_size=4864
+    )
+}
+
+
+def shaped_policy(shape: str, seed: int = 0) -> Policy:
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(smollm2_folder())
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        tie_word_embeddings=True,
+        max_position_embeddings=4096,
+        pad_token_id=tokenizer.pad_token_id,
+        **SHAPES[shape],
+    )
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config).to("cuda" if torch.cuda.is_available() else "cpu")
+    return Policy(model=model, tokenizer=tokenizer, name=f"shape:{shape}")
 
 
 def peak_flops() -> float | None:
@@ -51,7 +79,8 @@ def padding_share(lengths: list[int], batch_size: int, grouped: bool, seed: int 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="tiny", help="tiny | smollm2-135m | a Hugging Face folder")
+    shapes = " | ".join(f"shape:{name}" for name in SHAPES)
+    parser.add_argument("--model", default="tiny", help=f"tiny | smollm2-135m | a Hugging Face folder | {shapes}")
     parser.add_argument("--env", default="shop")
     parser.add_argument("--tasks", type=int, default=300, help="train tasks the scripted expert plays")
     parser.add_argument("--epochs", type=float, default=1.0)
@@ -71,13 +100,16 @@ def main() -> None:
     )
     rates = {}
     for name, grouped in (("naive", False), ("ours", True)):
-        policy = load_policy(args.model, tokenizer_texts=texts, tokenizer_terms=suite.atomic_terms(), seed=0)
+        if args.model.startswith("shape:"):
+            policy = shaped_policy(args.model.removeprefix("shape:"))
+        else:
+            policy = load_policy(args.model, tokenizer_texts=texts, tokenizer_terms=suite.atomic_terms(), seed=0)
         parameters = sum(p.numel() for p in policy.model.parameters())
         settings = SFTSettings(
             epochs=args.epochs,
             batch_size=args.batch_size,
             max_length=args.max_length,
-            learning_rate=1e-3,
+            learning_rate=1e-3 if args.model == "tiny" else 2e-5,
             group_by_length=grouped,
             report_to="none",
         )
