@@ -85,7 +85,6 @@ class _Episode:
     generated_tokens: int = 0
     reward: float = 0.0
     termination: Termination | None = None
-    recorded: bool = False
 
 
 class RolloutEngine:
@@ -160,19 +159,19 @@ class RolloutEngine:
         threads), the model generates the other lane's turns, so neither waits for the other."""
         episodes = self._begin(chunk, seed)
         overlap = self.settings.overlap_steps and self.suite.concurrent_steps and len(episodes) > 1
+        # A lane holds its live episodes; _finish takes out the ended ones once their steps are done.
         lanes = [episodes[0::2], episodes[1::2]] if overlap else [episodes]
         finished: list[Trajectory] = []
         turns_taken = [0] * len(lanes)
         stepping: list[Future[None] | None] = [None] * len(lanes)
         with ThreadPoolExecutor(max_workers=len(lanes)) as steppers:
-            while True:
+            while any(lanes):
                 for index, lane in enumerate(lanes):
                     if (future := stepping[index]) is not None:
                         future.result()  # the lane's previous steps, before its next prompts
                         stepping[index] = None
                         finished += self._finish(lane)
-                    live = [episode for episode in lane if episode.termination is None]
-                    if not live:
+                    if not lane:
                         continue
                     # One lane keeps the seeds it always had; two lanes each have their own stream.
                     turn_seed = (
@@ -180,17 +179,11 @@ class RolloutEngine:
                         if len(lanes) == 1
                         else derive_seed(chunk_seed, "lane", index, turns_taken[index])
                     )
-                    turns = self._generate_turns(live, turn_seed)
+                    turns = self._generate_turns(lane, turn_seed)
                     turns_taken[index] += 1
-                    if len(lanes) == 1:
-                        self._step_turns(turns)
-                        finished += self._finish(lane)
-                    else:
-                        stepping[index] = steppers.submit(self._step_turns, turns)
-                if all(future is None for future in stepping) and all(
-                    episode.termination is not None for episode in episodes
-                ):
-                    return finished
+                    # With one lane the next pass waits for these steps at once: turns run one after another.
+                    stepping[index] = steppers.submit(self._step_turns, turns)
+        return finished
 
     def _generate_turns(self, live: list[_Episode], seed: int) -> list[tuple[_Episode, str]]:
         """The next turn of each live episode (an episode whose prompt no longer fits ends instead)."""
@@ -223,15 +216,13 @@ class RolloutEngine:
                 self._step(episode, text)
 
     def _finish(self, lane: list[_Episode]) -> list[Trajectory]:
-        """Record, close and forget the episodes of ``lane`` that have just ended."""
-        ended = []
-        for episode in lane:
-            if episode.termination is not None and not episode.recorded:
-                episode.recorded = True
-                ended.append(self._record(episode))
-                episode.env.close()
-                self.generator.release(self._trajectory_id(episode.start))
-        return ended
+        """Record, close and forget the episodes of ``lane`` that have ended, and take them out of it."""
+        ended = [episode for episode in lane if episode.termination is not None]
+        lane[:] = [episode for episode in lane if episode.termination is None]
+        for episode in ended:
+            episode.env.close()
+            self.generator.release(self._trajectory_id(episode.start))
+        return [self._record(episode) for episode in ended]
 
     def _step(self, episode: _Episode, turn_text: str) -> None:
         episode.messages.append(Message(role="assistant", content=turn_text.strip(), loss=True))
