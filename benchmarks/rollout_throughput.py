@@ -10,8 +10,8 @@ Part 1 rolls out from the tasks' initial states; part 2 restarts from expert fai
 (M restart points per failed trajectory) and compares the tokens prefilled per rollout.
 ``--continuous-batching`` adds transformers' own continuous batching (``generate_batch``: paged
 attention, blocks shared between prompts with a common prefix, one manager kept across turns) as
-the candidate the issue asked to measure against ours. Each engine
-runs ``--repeats`` times (3), the engines taking turns; the median run is reported.
+the candidate the issue asked to measure against ours. Each engine runs ``--repeats`` times (3),
+the engines taking turns; the median run is reported.
 
     .venv/bin/python benchmarks/rollout_throughput.py --model runs/default-seed0/sft/checkpoint
 """
@@ -51,24 +51,28 @@ class ContinuousBatchingGenerator:
     The manager persists across calls, so blocks of earlier turns can be shared by later prompts."""
 
     def __init__(self, model, tokenizer):
-        from transformers import GenerationConfig
         from transformers.generation.configuration_utils import ContinuousBatchingConfig
 
         logging.getLogger("ContinuousBatchingLogger").setLevel(logging.ERROR)  # a warning per call otherwise
         self.model, self.tokenizer = model, tokenizer
-        self.stop_ids, pad_id = stop_and_pad_ids(tokenizer)
-        self.config = lambda max_new_tokens: GenerationConfig(
-            do_sample=False, max_new_tokens=max_new_tokens, eos_token_id=self.stop_ids, pad_token_id=pad_id
-        )
+        self.stop_ids, self.pad_id = stop_and_pad_ids(tokenizer)
         # Sized for CPU memory (the defaults are inferred from GPU memory).
         self.batching = ContinuousBatchingConfig(num_blocks=2048, page_size=32, max_batch_tokens=4096)
 
     def generate(self, prompts, sampling, seed, keys=None) -> list[Generation]:
         if sampling.temperature > 0:
             raise ValueError("this benchmark engine decodes greedily only")
+        from transformers import GenerationConfig
+
+        config = GenerationConfig(
+            do_sample=False,
+            max_new_tokens=sampling.max_new_tokens,
+            eos_token_id=self.stop_ids,
+            pad_token_id=self.pad_id,
+        )
         outputs = self.model.generate_batch(
             prompts,
-            generation_config=self.config(sampling.max_new_tokens),
+            generation_config=config,
             continuous_batching_config=self.batching,
             persistent_manager=True,
             warmup=False,
