@@ -23,6 +23,7 @@ import logging
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import torch
 
@@ -39,9 +40,10 @@ from eef.policy.engine import (
     decode_generation,
     stop_and_pad_ids,
 )
-from eef.policy.models import load_policy
+from eef.policy.models import load_policy, resolve_dtype
 from eef.rollout import EpisodeStart, RolloutEngine, RolloutSettings
 from eef.types import Trajectory
+from shapes import SHAPES, shaped_policy
 
 FIGURES = ("episodes/s", "generated tokens/s", "env steps/s", "seconds", "CPU seconds", "prefilled tokens/rollout")
 
@@ -90,10 +92,9 @@ class ContinuousBatchingGenerator:
 
 
 def measure(
-    suite: Suite, generator: TurnGenerator, batch_size: int, starts: list[EpisodeStart], max_new_tokens: int
+    suite: Suite, generator: TurnGenerator, batch_size: int, starts: list[EpisodeStart], rules: RolloutSettings
 ) -> tuple[dict[str, float], list[Trajectory]]:
-    greedy = SamplingSettings(temperature=0.0, max_new_tokens=max_new_tokens)
-    engine = RolloutEngine(suite, generator, RolloutSettings(sampling=greedy, batch_size=batch_size), "bench")
+    engine = RolloutEngine(suite, generator, replace(rules, batch_size=batch_size), "bench")
     began, cpu_began = time.perf_counter(), time.process_time()
     trajectories = engine.run(starts, seed=0)
     seconds = time.perf_counter() - began
@@ -113,15 +114,25 @@ def compare(
     suite: Suite,
     engines: dict[str, tuple[Callable[[], TurnGenerator], int]],
     starts: list[EpisodeStart],
-    max_new_tokens: int,
+    rules: RolloutSettings,
     repeats: int,
+    naive_episodes: int,
 ) -> None:
     """Each engine ``repeats`` times (a fresh generator each time, the engines taking turns so that a
-    slow spell of the machine hits all of them); the figures are those of each engine's median run."""
+    slow spell of the machine hits all of them); the figures are those of each engine's median run.
+    Naive plays the first ``naive_episodes`` starts only (one at a time it is slow on a GPU); its
+    rates are compared with the others' and its trajectories with their first ``naive_episodes``."""
     runs: dict[str, list[tuple[dict[str, float], list[Trajectory]]]] = {name: [] for name in engines}
-    for _ in range(repeats):
+    for repeat in range(repeats):
         for name, (make, batch) in engines.items():
-            runs[name].append(measure(suite, make(), batch, starts, max_new_tokens))
+            played = starts[:naive_episodes] if name == "naive" else starts
+            runs[name].append(measure(suite, make(), batch, played, rules))
+            figures = runs[name][-1][0]
+            print(
+                f"  run {repeat + 1} {name}: {len(played)} episodes in {figures['seconds']:.1f} s, "
+                f"{figures['generated tokens/s']:,.0f} generated tokens/s",
+                flush=True,
+            )
     results = {name: sorted(done, key=lambda run: run[0]["seconds"])[len(done) // 2] for name, done in runs.items()}
     names = list(results)
     spread = {name: statistics.pstdev(run[0]["seconds"] for run in done) for name, done in runs.items()}
@@ -133,35 +144,55 @@ def compare(
         ratios = [f"{v / values[0]:>16.2f}" if v else f"{'n/a':>16}" for v in values[1:]]
         print(f"{key:26}" + "".join(cells) + "".join(ratios))
     print(f"{'seconds, std over runs':26}" + "".join(f"{spread[name]:>12.2f}" for name in names))
-    reference = [t.messages for t in runs[names[0]][0][1]]
-    identical = all([t.messages for t in run[1]] == reference for done in runs.values() for run in done)
-    print(f"identical trajectories: {'yes' if identical else 'NO'}")
+    reference = [t.messages for t in runs["naive"][0][1]]
+    identical = all(
+        [t.messages for t in run[1][: len(reference)]] == reference for done in runs.values() for run in done
+    )
+    compared = f"the first {len(reference)} episodes" if len(reference) < len(starts) else "all episodes"
+    print(f"identical trajectories ({compared}): {'yes' if identical else 'NO'}", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", required=True, help="a checkpoint folder (e.g. a run's sft/checkpoint)")
+    parser.add_argument(
+        "--model",
+        required=True,
+        help="a checkpoint folder (e.g. a run's sft/checkpoint), smollm2-135m, or "
+        + " | ".join(f"shape:{name}" for name in SHAPES),
+    )
     parser.add_argument("--env", default="shop")
     parser.add_argument("--split", default="dev")
     parser.add_argument("--episodes", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--max-new-tokens", type=int, default=48)
-    parser.add_argument("--restart-sources", type=int, default=16, help="expert failures to restart from")
+    parser.add_argument(
+        "--max-invalid-actions",
+        type=int,
+        default=RolloutSettings().max_invalid_actions,
+        help="consecutive invalid actions that end an episode (an untrained shape plays full episodes with 15)",
+    )
+    parser.add_argument("--restart-sources", type=int, default=16, help="expert failures to restart from (0: skip)")
     parser.add_argument("--restarts", type=int, default=4, help="restart points per failure (EEF's M)")
     parser.add_argument("--expert", default="scripted", help="the expert whose failures part 2 restarts from")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--repeats", type=int, default=3, help="runs per engine; the median run is reported")
+    parser.add_argument("--naive-episodes", type=int, default=None, help="episodes naive plays (default: all)")
     parser.add_argument(
         "--continuous-batching", action="store_true", help="also measure transformers' continuous batching"
     )
     args = parser.parse_args()
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
+    if args.naive_episodes is not None and args.naive_episodes < 1:
+        parser.error("--naive-episodes must be at least 1")
     if args.threads:
         torch.set_num_threads(args.threads)
 
     suite = get_suite(args.env)
-    policy = load_policy(args.model)
+    if args.model.startswith("shape:"):
+        policy = shaped_policy(args.model.removeprefix("shape:"), resolve_dtype("auto"))
+    else:
+        policy = load_policy(args.model)
 
     def plain() -> TurnGenerator:
         return HFGenerator(policy.model, policy.tokenizer)
@@ -179,16 +210,23 @@ def main() -> None:
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU, {torch.get_num_threads()} threads"
     print(f"{args.model} on {device}; {args.env}, greedy, at most {args.max_new_tokens} new tokens per turn")
 
+    rules = RolloutSettings(
+        sampling=SamplingSettings(temperature=0.0, max_new_tokens=args.max_new_tokens),
+        max_invalid_actions=args.max_invalid_actions,
+    )
     starts = [EpisodeStart(task) for task in suite.tasks(args.split)[: args.episodes]]
     compare(
         f"1. {len(starts)} episodes from the initial states of {args.split}",
         suite,
         engines,
         starts,
-        args.max_new_tokens,
+        rules,
         args.repeats,
+        args.naive_episodes or len(starts),
     )
 
+    if not args.restart_sources:
+        return
     tasks = {task.task_id: task for task in suite.tasks("train")}
     failures = []
     for trajectory in collect(suite, make_expert(args.env, args.expert), suite.tasks("train"), seed=0):
@@ -202,8 +240,9 @@ def main() -> None:
         suite,
         engines,
         restarts,
-        args.max_new_tokens,
+        rules,
         args.repeats,
+        args.naive_episodes or len(starts),
     )
 
 

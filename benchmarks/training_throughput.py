@@ -22,40 +22,14 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 from eef.envs.registry import get_suite
 from eef.experts.collect import collect
 from eef.experts.registry import make_expert
-from eef.policy.models import Policy, load_policy
-from eef.policy.smollm2 import smollm2_folder
+from eef.policy.models import load_policy, resolve_dtype, training_dtype
 from eef.policy.tiny import environment_text
 from eef.training.sft import SFTSettings, train_sft
 from eef.training.tokenize import encode_messages
+from shapes import SHAPES, shaped_policy
 
 # Dense bf16 peak FLOP/s of the GPUs this project is lent (vendor datasheets, without sparsity).
 PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
-
-
-# Qwen2.5-0.5B's transformer shape, as a randomly initialised Llama with SmolLM2's tokenizer (49,152
-# tokens instead of Qwen's 151,936, so ~0.40B parameters instead of 0.49B): throughput needs the shape,
-# not trained weights, and nothing has to be downloaded.
-SHAPES = {
-    "0.5b": dict(
-        hidden_size=896, num_hidden_layers=24, num_attention_heads=14, num_key_value_heads=2, intermediate_size=4864
-    )
-}
-
-
-def shaped_policy(shape: str, seed: int = 0) -> Policy:
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    tokenizer = AutoTokenizer.from_pretrained(smollm2_folder())
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        tie_word_embeddings=True,
-        max_position_embeddings=4096,
-        pad_token_id=tokenizer.pad_token_id,
-        **SHAPES[shape],
-    )
-    torch.manual_seed(seed)
-    model = LlamaForCausalLM(config).to("cuda" if torch.cuda.is_available() else "cpu")
-    return Policy(model=model, tokenizer=tokenizer, name=f"shape:{shape}")
 
 
 def peak_flops() -> float | None:
@@ -101,7 +75,7 @@ def main() -> None:
     rates = {}
     for name, grouped in (("naive", False), ("ours", True)):
         if args.model.startswith("shape:"):
-            policy = shaped_policy(args.model.removeprefix("shape:"))
+            policy = shaped_policy(args.model.removeprefix("shape:"), resolve_dtype(training_dtype("auto")))
         else:
             policy = load_policy(args.model, tokenizer_texts=texts, tokenizer_terms=suite.atomic_terms(), seed=0)
         parameters = sum(p.numel() for p in policy.model.parameters())

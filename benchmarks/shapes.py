@@ -1,0 +1,56 @@
+"""Randomly initialised models of a named shape, for throughput benchmarks.
+
+Throughput depends on the shape, not on trained weights, and a shape needs nothing downloaded or
+carried to a GPU machine but SmolLM2's tokenizer (a few MB, from the eef cache). Both are Llamas
+with SmolLM2's tokenizer (49,152 tokens):
+
+- ``135m``: SmolLM2-135M's own configuration (0.13B parameters).
+- ``0.5b``: Qwen2.5-0.5B's transformer (151,936 tokens there, so ~0.40B parameters here instead of 0.49B).
+"""
+
+from __future__ import annotations
+
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from eef.policy.models import Policy, load_tokenizer
+from eef.policy.smollm2 import smollm2_folder
+
+SHAPES = {
+    "135m": dict(
+        hidden_size=576,
+        num_hidden_layers=30,
+        num_attention_heads=9,
+        num_key_value_heads=3,
+        intermediate_size=1536,
+        rope_parameters={"rope_type": "default", "rope_theta": 100_000.0},
+    ),
+    "0.5b": dict(
+        hidden_size=896,
+        num_hidden_layers=24,
+        num_attention_heads=14,
+        num_key_value_heads=2,
+        intermediate_size=4864,
+        rope_parameters={"rope_type": "default", "rope_theta": 1_000_000.0},
+    ),
+}
+
+
+def shaped_policy(shape: str, dtype: torch.dtype, seed: int = 0) -> Policy:
+    """A ``shape`` model in ``dtype`` on the GPU when there is one, initialised from ``seed``."""
+    tokenizer = load_tokenizer(str(smollm2_folder()))
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        tie_word_embeddings=True,
+        max_position_embeddings=8192,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        attn_implementation="sdpa",
+        **SHAPES[shape],
+    )
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config).to(dtype).to("cuda" if torch.cuda.is_available() else "cpu")
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.eval()
+    return Policy(model=model, tokenizer=tokenizer, name=f"shape:{shape}")
