@@ -40,10 +40,9 @@ from eef.policy.engine import (
     decode_generation,
     stop_and_pad_ids,
 )
-from eef.policy.models import load_policy, resolve_dtype
 from eef.rollout import EpisodeStart, RolloutEngine, RolloutSettings
 from eef.types import Trajectory
-from shapes import SHAPES, shaped_policy
+from shapes import SHAPES, benchmark_policy
 
 FIGURES = ("episodes/s", "generated tokens/s", "env steps/s", "seconds", "CPU seconds", "prefilled tokens/rollout")
 
@@ -189,10 +188,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     suite = get_suite(args.env)
-    if args.model.startswith("shape:"):
-        policy = shaped_policy(args.model.removeprefix("shape:"), resolve_dtype("auto"))
-    else:
-        policy = load_policy(args.model)
+    policy = benchmark_policy(args.model)
 
     def plain() -> TurnGenerator:
         return HFGenerator(policy.model, policy.tokenizer)

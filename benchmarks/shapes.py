@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from eef.policy.models import Policy, load_tokenizer
+from eef.policy.models import Policy, load_policy, load_tokenizer, resolve_dtype
 from eef.policy.smollm2 import smollm2_folder
 
 SHAPES = {
@@ -54,3 +54,10 @@ def shaped_policy(shape: str, dtype: torch.dtype, seed: int = 0) -> Policy:
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.eval()
     return Policy(model=model, tokenizer=tokenizer, name=f"shape:{shape}")
+
+
+def benchmark_policy(spec: str) -> Policy:
+    """``shape:NAME`` in the dtype runs use (bfloat16 on a GPU), or anything :func:`load_policy` takes."""
+    if spec.startswith("shape:"):
+        return shaped_policy(spec.removeprefix("shape:"), resolve_dtype("auto"))
+    return load_policy(spec)

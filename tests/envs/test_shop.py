@@ -2,6 +2,7 @@
 
 import itertools
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -137,6 +138,16 @@ def test_webshop_products_load_into_the_schema():
 
 
 # --- the suite and its catalog ---------------------------------------------------------------------
+
+
+def test_search_keeps_jax_off_the_gpu_unless_told(monkeypatch):
+    """bm25s runs JAX at import where JAX is installed; on a GPU that took 75% of its memory."""
+    monkeypatch.delenv("JAX_PLATFORMS", raising=False)
+    ShopSuite(seed=1)
+    assert os.environ["JAX_PLATFORMS"] == "cpu"
+    monkeypatch.setenv("JAX_PLATFORMS", "cuda")
+    ShopSuite(seed=2)
+    assert os.environ["JAX_PLATFORMS"] == "cuda"
 
 
 def test_suite_registered_with_disjoint_splits(suite):

@@ -7,10 +7,10 @@ the same pages. Unlike WebShop's Lucene index, option values and bullet points a
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from functools import lru_cache
 
-import bm25s
 import numpy as np
 
 from eef.envs.shop.catalog import Catalog
@@ -35,6 +35,12 @@ class SearchEngine:
         k1: float = 1.5,
         b: float = 0.75,
     ) -> None:
+        # bm25s runs a JAX top-k when it is imported, if JAX is installed, and JAX's GPU backend then
+        # takes 75% of the GPU's memory (an H200's SFT ran out of memory so). Only bm25s's scoring is
+        # used here, which is NumPy: keep JAX, unless told otherwise, on the CPU.
+        os.environ.setdefault("JAX_PLATFORMS", "cpu")
+        import bm25s
+
         self._asins = [product.asin for product in catalog.products]
         self._bm25 = bm25s.BM25(k1=k1, b=b)
         self._bm25.index([content_words(text(product)) for product in catalog.products], show_progress=False)
