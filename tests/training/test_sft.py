@@ -136,6 +136,19 @@ def test_loss_at_labelled_positions_equals_the_models_own_loss():
     assert torch.allclose(ours, reference, atol=1e-5)
 
 
+def test_bf16_training_computes_the_decoder_in_bf16(tmp_path):
+    """Mixed precision reaches the layers although the loss calls the decoder directly (accelerate's
+    autocast wraps only model.forward); float32 weights stay the master copy."""
+    policy = tiny()
+    seen = []
+    layer = policy.model.get_decoder().layers[0].mlp.down_proj
+    layer.register_forward_hook(lambda module, inputs, output: seen.append(output.dtype))
+    settings = FAST.model_copy(update={"epochs": 1, "bf16": True, "report_to": "none"})
+    train_sft(policy, TRAJECTORIES, settings, tmp_path / "checkpoint")
+    assert seen and set(seen) == {torch.bfloat16}
+    assert layer.weight.dtype == torch.float32
+
+
 def test_losses_go_to_tensorboard_by_default(tmp_path):
     train_sft(tiny(), TRAJECTORIES, SFTSettings(epochs=1, batch_size=4), tmp_path / "checkpoint")
     events = list((tmp_path / "checkpoint.trainer").rglob("events.out.tfevents.*"))
