@@ -32,6 +32,11 @@ class _Row:
     generated: list[int]
     done: bool = False
 
+    def fed(self) -> np.ndarray:
+        """The tokens the model has seen: the prompt and every generated token fed back (not the
+        last one chosen), i.e. what the row's cache holds."""
+        return np.concatenate([self.tokens, np.asarray(self.generated[:-1], dtype=np.int64)])
+
 
 class _GrowingLayer(DynamicLayer):
     """A layer cache written in place into a buffer sized for the whole call.
@@ -53,15 +58,17 @@ class _GrowingLayer(DynamicLayer):
         self.is_initialized = True
         self._expose()
 
-    def load_prefix(self, row: int, width: int, keys: torch.Tensor | None, values: torch.Tensor | None) -> None:
-        """Row ``row``'s cached prefix, right-aligned in the first ``width`` positions, zeros before it
-        (masked out, but finite: a masked position still enters attention with weight zero)."""
-        length = 0 if keys is None else keys.shape[1]
-        self.key_buffer[row, :, : width - length] = 0
-        self.value_buffer[row, :, : width - length] = 0
-        if keys is not None and values is not None:
-            self.key_buffer[row, :, width - length : width] = keys
-            self.value_buffer[row, :, width - length : width] = values
+    def load_prefixes(
+        self, width: int, rows: torch.Tensor, columns: torch.Tensor, keys: torch.Tensor, values: torch.Tensor
+    ) -> None:
+        """Cached prefixes, right-aligned in the first ``width`` positions of their rows, zeros before
+        them (masked out, but finite: a masked position still enters attention with weight zero).
+        ``keys``, ``values``: ``[tokens, heads, head_dim]``, token i going to ``(rows[i], columns[i])``;
+        one copy per layer for all rows (a copy per row and layer cost ~30 ms a call on a GPU)."""
+        self.key_buffer[:, :, :width] = 0
+        self.value_buffer[:, :, :width] = 0
+        self.key_buffer[rows, :, columns] = keys
+        self.value_buffer[rows, :, columns] = values
         self.length = width
         self._expose()
 
@@ -94,6 +101,8 @@ class _Batch:
         self.decode_steps = decode_steps
         self.cache = DynamicCache(config=model.config)
         self.mask = torch.zeros((0, 0), dtype=torch.long)
+        self.prefill_mask = torch.zeros((0, 0), dtype=torch.bool)  # the mask after prefill, on the CPU
+        self.decoded = 0  # decode steps since prefill: each added a column that every row attends to
         self.next_position = torch.zeros(0, dtype=torch.long)
 
     def prefill(self, prompts: list[np.ndarray], donors: list[tuple[CachedSequence | None, int]]) -> torch.Tensor:
@@ -114,22 +123,34 @@ class _Batch:
             mask[row, past_width - cached : past_width] = 1
             mask[row, past_width + new_width - count :] = 1
         if past_width:
-            template = next(donor for donor, length in donors if donor is not None and length)
-            for index, layer in enumerate(self.cache.layers):
-                layer.allocate(rows, template.keys[index], template.values[index])
-                for row, (donor, length) in enumerate(donors):
-                    if donor is None or not length:
-                        layer.load_prefix(row, past_width, None, None)
-                    else:
-                        layer.load_prefix(
-                            row, past_width, donor.keys[index][:, :length], donor.values[index][:, :length]
-                        )
+            self._load_prefixes(donors, past_width, rows)
         self.mask = mask.to(device)
+        self.prefill_mask = mask.bool()  # extract finds a row's columns here, without a device sync
+        self.decoded = 0
         self.next_position = torch.tensor([len(p) for p in prompts], dtype=torch.long, device=device)
         return self._forward(input_ids.to(device), positions.to(device))
 
+    def _load_prefixes(self, donors: list[tuple[CachedSequence | None, int]], width: int, rows: int) -> None:
+        used = [(row, donor, length) for row, (donor, length) in enumerate(donors) if donor is not None and length]
+        device = used[0][1].keys[0].device
+        lengths = torch.tensor([length for _, _, length in used])
+        row_index = torch.repeat_interleave(torch.tensor([row for row, _, _ in used]), lengths).to(device)
+        column_index = torch.cat([torch.arange(width - length, width) for _, _, length in used]).to(device)
+        for index, layer in enumerate(self.cache.layers):
+            keys = [donor.keys[index][:, :length] for _, donor, length in used]
+            values = [donor.values[index][:, :length] for _, donor, length in used]
+            layer.allocate(rows, keys[0], values[0])
+            layer.load_prefixes(
+                width,
+                row_index,
+                column_index,
+                torch.cat(keys, dim=1).transpose(0, 1),
+                torch.cat(values, dim=1).transpose(0, 1),
+            )
+
     def decode(self, tokens: torch.Tensor) -> torch.Tensor:
         """Feed one token per row; returns the next logits."""
+        self.decoded += 1
         self.mask = torch.cat([self.mask, self.mask.new_ones((self.mask.shape[0], 1))], dim=1)
         positions = self.next_position.unsqueeze(1)
         self.next_position = self.next_position + 1
@@ -146,22 +167,37 @@ class _Batch:
         )
         return output.logits[:, -1, :].float()
 
-    def extract(self, row: int, tokens: np.ndarray) -> CachedSequence:
-        """The keys and values of ``row``'s real tokens (``tokens``, in order)."""
-        columns = self.mask[row].nonzero().squeeze(1)
-        if len(columns) != len(tokens):
-            raise RuntimeError(f"cache row holds {len(columns)} tokens, expected {len(tokens)}")
-        return CachedSequence(
-            tokens=tokens,
-            keys=[layer.keys[row, :, columns] for layer in self.cache.layers],
-            values=[layer.values[row, :, columns] for layer in self.cache.layers],
-        )
+    def extract(self, rows: list[int], token_lists: list[np.ndarray]) -> list[CachedSequence]:
+        """The keys and values of each row's real tokens (``token_lists[i]`` for ``rows[i]``, in order),
+        gathered with one copy per layer for all rows; each sequence is a view of that copy."""
+        width = self.prefill_mask.shape[1]
+        decoded = torch.arange(width, width + self.decoded)
+        columns = [torch.cat([self.prefill_mask[row].nonzero().squeeze(1), decoded]) for row in rows]
+        for row, (row_columns, tokens) in enumerate(zip(columns, token_lists, strict=True)):
+            if len(row_columns) != len(tokens):
+                raise RuntimeError(f"cache row {rows[row]} holds {len(row_columns)} tokens, expected {len(tokens)}")
+        lengths = [len(row_columns) for row_columns in columns]
+        device = self.mask.device
+        row_index = torch.repeat_interleave(torch.tensor(rows), torch.tensor(lengths)).to(device)
+        column_index = torch.cat(columns).to(device)
+        # [tokens, heads, head_dim] per layer, split into each row's [heads, len, head_dim] view.
+        keys = [layer.keys[row_index, :, column_index].split(lengths) for layer in self.cache.layers]
+        values = [layer.values[row_index, :, column_index].split(lengths) for layer in self.cache.layers]
+        return [
+            CachedSequence(
+                tokens=tokens,
+                keys=[layer[i].transpose(0, 1) for layer in keys],
+                values=[layer[i].transpose(0, 1) for layer in values],
+            )
+            for i, tokens in enumerate(token_lists)
+        ]
 
     def keep(self, rows: list[int]) -> None:
         index = torch.tensor(rows, dtype=torch.long, device=self.mask.device)
         for layer in self.cache.layers:
             layer.batch_select_indices(index)
         self.mask = self.mask[index]
+        self.prefill_mask = self.prefill_mask[rows]
         self.next_position = self.next_position[index]
 
 
@@ -230,24 +266,30 @@ class CachedGenerator:
         """The cached sequence to start ``prompt`` from, and how many of its tokens to reuse
         (never the whole prompt: its last token must be fed to get the next-token logits).
         The conversation's own sequence first: it is the one that continues into this prompt."""
-        donor, length = self.store.own_prefix(key, prompt)
-        if donor is None:
-            donor, length = self.store.longest_prefix(prompt)
+        donor, length = self._stored_prefix(prompt, key)
         return donor, min(length, len(prompt) - 1)
+
+    def _stored_prefix(self, tokens: np.ndarray, key: str) -> tuple[CachedSequence | None, int]:
+        """The conversation's own sequence when ``tokens`` continue it, else the stored sequence that
+        shares the longest prefix (a scan of the whole store: ~14 s of a 256-episode GPU rollout when
+        every lookup scanned)."""
+        donor, length = self.store.own_prefix(key, tokens)
+        return (donor, length) if donor is not None else self.store.longest_prefix(tokens)
 
     def _prefill(self, token_lists: list[np.ndarray], keys: list[str]) -> list[int]:
         """Compute and store the keys and values of each token list (no generation); returns how
         many tokens of each were computed (the rest came from the store)."""
         # No logits are needed here, so a stored sequence may cover all of ``tokens``: such a list
         # needs no computing and no entry of its own (later lookups find what covers it).
-        donors = [self.store.longest_prefix(tokens) for tokens in token_lists]
+        donors = [self._stored_prefix(tokens, key) for tokens, key in zip(token_lists, keys, strict=True)]
         computed = [len(tokens) - length for tokens, (_, length) in zip(token_lists, donors, strict=True)]
         rows = [row for row, count in enumerate(computed) if count > 0]
         if rows:
             batch = _Batch(self.model, self.cache_argument, self.pad_id)
             batch.prefill([token_lists[row] for row in rows], [donors[row] for row in rows])
-            for position, row in enumerate(rows):
-                self.store.put(keys[row], batch.extract(position, token_lists[row]))
+            sequences = batch.extract(list(range(len(rows))), [token_lists[row] for row in rows])
+            for row, sequence in zip(rows, sequences, strict=True):
+                self.store.put(keys[row], sequence)
         return computed
 
     def _prefill_shared(self, arrays: list[np.ndarray], keys: list[str], prefilled: list[float]) -> list[str]:
@@ -297,16 +339,19 @@ class CachedGenerator:
         ended_since_compaction = 0
         while True:
             chosen = _choose(logits, sampling, generator).tolist()
+            ended: list[int] = []
             for position, (row, token) in enumerate(zip(rows, chosen, strict=True)):
                 if row.done:
                     continue
                 row.generated.append(token)
                 if token in self.stop_ids or len(row.generated) >= sampling.max_new_tokens:
                     row.done = True
-                    ended_since_compaction += 1
-                    # Cached: the prompt and every generated token fed back (not the last one chosen).
-                    fed = np.concatenate([row.tokens, np.asarray(row.generated[:-1], dtype=np.int64)])
-                    self.store.put(keys[row.request], batch.extract(position, fed))
+                    ended.append(position)
+            if ended:
+                fed = [rows[position].fed() for position in ended]
+                for position, sequence in zip(ended, batch.extract(ended, fed), strict=True):
+                    self.store.put(keys[rows[position].request], sequence)
+                ended_since_compaction += len(ended)
             if all(row.done for row in rows):
                 break
             if ended_since_compaction >= _COMPACT_WHEN_ENDED * len(rows):
