@@ -134,8 +134,11 @@ class _Batch:
         used = [(row, donor, length) for row, (donor, length) in enumerate(donors) if donor is not None and length]
         device = used[0][1].keys[0].device
         lengths = torch.tensor([length for _, _, length in used])
-        row_index = torch.repeat_interleave(torch.tensor([row for row, _, _ in used]), lengths).to(device)
-        column_index = torch.cat([torch.arange(width - length, width) for _, _, length in used]).to(device)
+        row_index = torch.repeat_interleave(torch.tensor([row for row, _, _ in used]), lengths)
+        # Token j of a prefix of length n goes to column width - n + j (right-aligned).
+        first_token = torch.repeat_interleave(lengths.cumsum(0) - lengths, lengths)
+        column_index = torch.repeat_interleave(width - lengths, lengths) + torch.arange(len(row_index)) - first_token
+        row_index, column_index = row_index.to(device), column_index.to(device)
         for index, layer in enumerate(self.cache.layers):
             keys = [donor.keys[index][:, :length] for _, donor, length in used]
             values = [donor.values[index][:, :length] for _, donor, length in used]
@@ -170,16 +173,15 @@ class _Batch:
     def extract(self, rows: list[int], token_lists: list[np.ndarray]) -> list[CachedSequence]:
         """The keys and values of each row's real tokens (``token_lists[i]`` for ``rows[i]``, in order),
         gathered with one copy per layer for all rows; each sequence is a view of that copy."""
-        width = self.prefill_mask.shape[1]
-        decoded = torch.arange(width, width + self.decoded)
-        columns = [torch.cat([self.prefill_mask[row].nonzero().squeeze(1), decoded]) for row in rows]
-        for row, (row_columns, tokens) in enumerate(zip(columns, token_lists, strict=True)):
-            if len(row_columns) != len(tokens):
-                raise RuntimeError(f"cache row {rows[row]} holds {len(row_columns)} tokens, expected {len(tokens)}")
-        lengths = [len(row_columns) for row_columns in columns]
-        device = self.mask.device
-        row_index = torch.repeat_interleave(torch.tensor(rows), torch.tensor(lengths)).to(device)
-        column_index = torch.cat(columns).to(device)
+        # Real columns: the prefill's unmasked ones, then every decode step's; nonzero lists them row by row.
+        real = torch.cat([self.prefill_mask[rows], self.prefill_mask.new_ones((len(rows), self.decoded))], dim=1)
+        lengths = real.sum(dim=1).tolist()
+        expected = [len(tokens) for tokens in token_lists]
+        if lengths != expected:
+            raise RuntimeError(f"cache rows {rows} hold {lengths} tokens, expected {expected}")
+        where = real.nonzero()
+        row_index = torch.tensor(rows)[where[:, 0]].to(self.mask.device)
+        column_index = where[:, 1].to(self.mask.device)
         # [tokens, heads, head_dim] per layer, split into each row's [heads, len, head_dim] view.
         keys = [layer.keys[row_index, :, column_index].split(lengths) for layer in self.cache.layers]
         values = [layer.values[row_index, :, column_index].split(lengths) for layer in self.cache.layers]
