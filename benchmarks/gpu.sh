@@ -10,6 +10,7 @@ python=${PYTHON:-python3}
 export PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader
 "$python" -c "import torch, transformers; print('torch', torch.__version__, '| transformers', transformers.__version__)"
+"$python" benchmarks/decode_attention.py
 timeout 150 "$python" benchmarks/training_throughput.py --model shape:0.5b --tasks 1500 --epochs 2 \
     --batch-size 16 --max-length 2048
 timeout 390 "$python" benchmarks/rollout_throughput.py --model shape:135m --split train --episodes 256 \
