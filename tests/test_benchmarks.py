@@ -1,0 +1,51 @@
+"""The benchmark scripts run, and what they check holds (small sizes: figures are not judged here)."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.small_run import quiet_env
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def run_script(name: str, *args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / name), *args], env=quiet_env(), capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+def test_every_way_of_decode_attention_gives_the_same_output():
+    output = run_script("decode_attention.py", "--rows", "6", "--context", "40", "--repeats", "2")
+    ways = [line for line in output.splitlines() if "of the floor rate" in line]
+    assert len(ways) == 4, output
+    assert all(line.endswith("same output") for line in ways), output
+
+
+@pytest.mark.slow
+def test_rollout_benchmark_engines_play_identical_trajectories(small_run):
+    output = run_script(
+        "rollout_throughput.py",
+        *("--model", str(small_run / "sft" / "checkpoint"), "--episodes", "4", "--batch-size", "4"),
+        *("--repeats", "1", "--naive-episodes", "2", "--restart-sources", "2", "--restarts", "2"),
+        *("--max-new-tokens", "16"),
+    )
+    assert output.count("identical trajectories (the first 2 episodes): yes") == 2, output
+    assert "ours/naive" in output
+
+
+@pytest.mark.slow
+def test_training_benchmark_groups_batches_with_less_padding():
+    output = run_script("training_throughput.py", "--model", "tiny", "--tasks", "300", "--epochs", "0.3")
+    padding = {
+        line.split()[0]: float(re.search(r"([\d.]+)% padding", line)[1])
+        for line in output.splitlines()
+        if "% padding" in line
+    }
+    assert set(padding) == {"naive", "ours"}, output
+    assert padding["ours"] < padding["naive"], output
