@@ -64,7 +64,7 @@ class _GrowingLayer(DynamicLayer):
         """Cached prefixes, right-aligned in the first ``width`` positions of their rows, zeros before
         them (masked out, but finite: a masked position still enters attention with weight zero).
         ``keys``, ``values``: ``[tokens, heads, head_dim]``, token i going to ``(rows[i], columns[i])``;
-        one copy per layer for all rows (a copy per row and layer cost ~30 ms a call on a GPU)."""
+        one copy per layer for all rows (copies per row and layer took 8.7 s of a 256-episode GPU rollout)."""
         self.key_buffer[:, :, :width] = 0
         self.value_buffer[:, :, :width] = 0
         self.key_buffer[rows, :, columns] = keys
