@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The GPU figures of docs/performance.md, with the settings: decode attention against its
-# memory floor, SFT throughput and MFU of the
-# 0.5B shape, and rollout of the SmolLM2-135M shape with 256 episodes in flight (naive: 2 episodes,
-# one at a time; an untrained shape plays full 15-step episodes with --max-invalid-actions 15).
+# memory floor, SFT throughput and MFU of the 0.5B shape, and rollout of the SmolLM2-135M shape with
+# 256 episodes in flight (naive: 2 episodes, one at a time; an untrained shape plays full 15-step
+# episodes with --max-invalid-actions 15).
 # Each part has a time limit so that a slow one leaves the others their figures.
 #   PYTHON=.venv/bin/python bash benchmarks/gpu.sh
 set -u
