@@ -40,7 +40,7 @@ def _cmd_envs(args: argparse.Namespace) -> None:
 
 # `eef collect` options of chat-model experts (their dests are LLMExpertSettings fields).
 _LLM_OPTIONS = ("base_url", "api_key_env", "concurrency", "temperature", "top_p", "max_tokens", "max_retries")
-_LLM_OPTIONS += ("backoff_s", "timeout_s", "price_input", "price_output", "reasoning_model")
+_LLM_OPTIONS += ("backoff_s", "timeout_s", "price_input", "price_cached_input", "price_output", "reasoning_model")
 
 
 def _cmd_collect(args: argparse.Namespace) -> None:
@@ -222,6 +222,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout", dest="timeout_s", type=float, metavar="S", help="one request's time limit in s (default 120)"
     )
     llm.add_argument("--price-input", type=float, metavar="USD", help="price per million prompt tokens")
+    llm.add_argument(
+        "--price-cached-input",
+        type=float,
+        metavar="USD",
+        help="price per million prompt tokens served from the server's prompt cache (default: --price-input)",
+    )
     llm.add_argument("--price-output", type=float, metavar="USD", help="price per million generated tokens")
     llm.add_argument(
         "--reasoning-model",

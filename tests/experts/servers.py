@@ -114,7 +114,13 @@ class ChatServer:
                 return response.status, response.read().decode(), {}
         content = (self.turns or {}).get(json.dumps(messages), "Thought: I do not know this page.")
         prompt = sum(len(m["content"].split()) for m in messages)
-        usage = {"prompt_tokens": prompt, "completion_tokens": len(content.split())}
+        # As a prompt-caching server: everything before the newest message was seen before.
+        cached = prompt - len(messages[-1]["content"].split())
+        usage = {
+            "prompt_tokens": prompt,
+            "completion_tokens": len(content.split()),
+            "prompt_tokens_details": {"cached_tokens": cached},
+        }
         reply = {"choices": [{"index": 0, "message": {"role": "assistant", "content": content}}], "usage": usage}
         return 200, json.dumps(reply), {}
 

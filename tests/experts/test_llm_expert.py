@@ -89,7 +89,7 @@ def test_replays_the_scripted_expert_exactly_and_counts_tokens_and_cost(tmp_path
     turns = next_turns(expected)
     out = tmp_path / "llm.jsonl"
     with ChatServer(turns) as server:
-        report = _collect(out, server, limit, price_input=2.0, price_output=8.0, concurrency=4)
+        report = _collect(out, server, limit, price_input=2.0, price_cached_input=0.5, price_output=8.0, concurrency=4)
         first_requests = len(server.requests)
     trajectories = read_trajectories(out)
     replayed = [t for t in trajectories if t.task_id in by_task]
@@ -98,13 +98,19 @@ def test_replays_the_scripted_expert_exactly_and_counts_tokens_and_cost(tmp_path
         _same_episode(trajectory, by_task[trajectory.task_id])
         assert trajectory.origin == "expert:replay" and trajectory.id == f"expert:replay/{trajectory.task_id}"
         assert trajectory.generated_tokens == sum(len(turn.split()) for turn in trajectory.agent_turns())
+        # The server reports all but each request's newest message as cached: the observations are prefilled.
+        newest = [trajectory.messages[i - 1] for i, m in enumerate(trajectory.messages) if m.role == "assistant"]
+        assert trajectory.prefilled_tokens == sum(len(m.content.split()) for m in newest) < trajectory.prompt_tokens
     assert [t.task_id for t in trajectories] == [t.task_id for t in split[:limit]]  # task order, each once
     usage = report["usage"]
     assert usage["requests"] == first_requests == sum(t.num_actions for t in trajectories)
     assert usage["retries"] == usage["cached_responses"] == usage["failed_requests"] == 0
     assert usage["prompt_tokens"] == report["tokens"]["prompt"] == sum(t.prompt_tokens for t in trajectories)
     assert usage["completion_tokens"] == report["tokens"]["generated"]
-    cost = (2.0 * usage["prompt_tokens"] + 8.0 * usage["completion_tokens"]) / 1e6
+    cached = usage["cached_prompt_tokens"]
+    assert cached == report["tokens"]["cached_prompt"] > 0
+    assert cached == sum(t.prompt_tokens - t.prefilled_tokens for t in trajectories)
+    cost = (2.0 * (usage["prompt_tokens"] - cached) + 0.5 * cached + 8.0 * usage["completion_tokens"]) / 1e6
     assert usage["cost_usd"] == pytest.approx(cost) and report["tokens"]["cost_usd"] == pytest.approx(cost)
     assert len(read_jsonl(cache_path(out), CachedResponse)) == first_requests
     assert not partial_path(out).exists()

@@ -23,10 +23,12 @@ class ExpertEpisode:
 
     A scripted expert implements ``act`` (it reads the latest observation); one that reads the
     whole conversation and waits on I/O, such as a chat model behind an API, overrides ``reply``.
-    ``prompt_tokens`` and ``generated_tokens`` count what the episode's turns cost (0 when free).
+    ``prompt_tokens`` and ``generated_tokens`` count what the episode's turns cost (0 when free);
+    ``prefilled_tokens``, the prompt tokens the server computed (the rest came from its prompt cache).
     """
 
     prompt_tokens: int = 0
+    prefilled_tokens: int = 0
     generated_tokens: int = 0
 
     def act(self, observation: str) -> str:
@@ -69,6 +71,7 @@ class Expert(ABC):
         """What this collection spent (requests, tokens, cost) for its summary; empty when free."""
         return {}
 
-    def cost_usd(self, prompt_tokens: int, generated_tokens: int) -> float | None:
-        """What that many tokens cost, in USD; None when the expert has no price."""
+    def cost_usd(self, prompt_tokens: int, generated_tokens: int, cached_prompt_tokens: int = 0) -> float | None:
+        """What that many tokens cost, in USD (``cached_prompt_tokens`` of the prompt tokens came from
+        the server's prompt cache); None when the expert has no price."""
         return None

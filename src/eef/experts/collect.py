@@ -76,6 +76,7 @@ async def play_episode(suite: Suite, env: Environment, expert: Expert, task: Tas
         seed=episode_seed,
         difficulty=task.difficulty,
         prompt_tokens=episode.prompt_tokens,
+        prefilled_tokens=episode.prefilled_tokens,
         generated_tokens=episode.generated_tokens,
     )
 
@@ -265,9 +266,10 @@ def collect_to_file(
 def _token_totals(expert: Expert, trajectories: list[Trajectory]) -> dict[str, Any]:
     """The tokens the file's episodes took (resumed ones included) and what they cost at the expert's prices."""
     prompt = sum(t.prompt_tokens for t in trajectories)
+    cached = prompt - sum(t.prefilled_tokens for t in trajectories)
     generated = sum(t.generated_tokens for t in trajectories)
-    totals: dict[str, Any] = {"prompt": prompt, "generated": generated}
-    if (cost := expert.cost_usd(prompt, generated)) is not None:
+    totals: dict[str, Any] = {"prompt": prompt, "cached_prompt": cached, "generated": generated}
+    if (cost := expert.cost_usd(prompt, generated, cached)) is not None:
         totals["cost_usd"] = round(cost, 6)
     return totals
 

@@ -72,12 +72,19 @@ class LLMExpertSettings(BaseModel):
     max_backoff_s: float = Field(default=60.0, ge=0.0)
     timeout_s: float = Field(default=120.0, gt=0.0, description="one request's time limit")
     price_input: float | None = Field(default=None, ge=0.0, description="USD per million prompt tokens")
+    price_cached_input: float | None = Field(
+        default=None, ge=0.0, description="USD per million prompt tokens from the server's prompt cache"
+    )  # None: price_input
     price_output: float | None = Field(default=None, ge=0.0, description="USD per million generated tokens")
 
-    def cost_usd(self, prompt_tokens: int, completion_tokens: int) -> float | None:
-        if self.price_input is None and self.price_output is None:
+    def cost_usd(self, prompt_tokens: int, completion_tokens: int, cached_prompt_tokens: int = 0) -> float | None:
+        """What the tokens cost; ``cached_prompt_tokens`` (of ``prompt_tokens``) at the cached-input price."""
+        if self.price_input is None and self.price_output is None and self.price_cached_input is None:
             return None
-        return ((self.price_input or 0.0) * prompt_tokens + (self.price_output or 0.0) * completion_tokens) / 1e6
+        fresh_price = self.price_input or 0.0
+        cached_price = self.price_cached_input if self.price_cached_input is not None else fresh_price
+        input_cost = fresh_price * (prompt_tokens - cached_prompt_tokens) + cached_price * cached_prompt_tokens
+        return (input_cost + (self.price_output or 0.0) * completion_tokens) / 1e6
 
 
 def parse_spec(spec: str) -> tuple[str, str]:
@@ -128,6 +135,7 @@ class CachedResponse(BaseModel):
     content: str
     finish_reason: str | None = None
     prompt_tokens: int = 0
+    cached_prompt_tokens: int = 0  # of prompt_tokens, those the server took from its prompt cache
     completion_tokens: int = 0
 
 
@@ -142,8 +150,12 @@ class _Body(BaseModel):
         finish_reason: str | None = None
 
     class _Usage(BaseModel):
+        class _PromptDetails(BaseModel):
+            cached_tokens: int | None = 0  # OpenAI's prompt caching; servers without one leave it out
+
         prompt_tokens: int = 0
         completion_tokens: int = 0
+        prompt_tokens_details: _PromptDetails | None = None
 
     choices: list[_Choice] = Field(min_length=1)
     usage: _Usage | None = None
@@ -167,6 +179,7 @@ class Usage:
     retries: int = 0
     failed_requests: int = 0  # requests given up on after their retries
     prompt_tokens: int = 0  # billed: answers that came from the server
+    cached_prompt_tokens: int = 0  # of those, served from the server's prompt cache
     completion_tokens: int = 0
 
 
@@ -217,15 +230,16 @@ class LLMExpert(Expert):
             "retries": self.counts.retries,
             "failed_requests": self.counts.failed_requests,
             "prompt_tokens": self.counts.prompt_tokens,
+            "cached_prompt_tokens": self.counts.cached_prompt_tokens,
             "completion_tokens": self.counts.completion_tokens,
         }
-        cost = self.cost_usd(self.counts.prompt_tokens, self.counts.completion_tokens)
+        cost = self.cost_usd(self.counts.prompt_tokens, self.counts.completion_tokens, self.counts.cached_prompt_tokens)
         if cost is not None:
             figures["cost_usd"] = round(cost, 6)
         return figures
 
-    def cost_usd(self, prompt_tokens: int, generated_tokens: int) -> float | None:
-        return self.settings.cost_usd(prompt_tokens, generated_tokens)
+    def cost_usd(self, prompt_tokens: int, generated_tokens: int, cached_prompt_tokens: int = 0) -> float | None:
+        return self.settings.cost_usd(prompt_tokens, generated_tokens, cached_prompt_tokens)
 
     def _api_key(self) -> str:
         """The key from the environment; "" for a server of the user's own (which needs none)."""
@@ -262,6 +276,7 @@ class LLMExpert(Expert):
         self._cache[key] = response
         append_jsonl(self.cache_file, [response])
         self.counts.prompt_tokens += response.prompt_tokens
+        self.counts.cached_prompt_tokens += response.cached_prompt_tokens
         self.counts.completion_tokens += response.completion_tokens
         return response
 
@@ -307,12 +322,14 @@ class LLMExpert(Expert):
             reason = "not JSON" if isinstance(err, json.JSONDecodeError) else "no choices[0].message.content"
             raise _Retryable(f"malformed response ({reason}): {self._redact(text[:120])!r}") from None
         choice, usage = body.choices[0], body.usage or _Body._Usage()
+        details = usage.prompt_tokens_details
         return CachedResponse(
             key=key,
             model=self.settings.model,
             content=choice.message.content,
             finish_reason=choice.finish_reason,
             prompt_tokens=usage.prompt_tokens,
+            cached_prompt_tokens=min(usage.prompt_tokens, (details.cached_tokens or 0) if details else 0),
             completion_tokens=usage.completion_tokens,
         )
 
@@ -355,5 +372,6 @@ class _ChatEpisode(ExpertEpisode):
         response = await self.expert.complete(messages, derive_seed(self.seed, "turn", self.turns))
         self.turns += 1
         self.prompt_tokens += response.prompt_tokens
+        self.prefilled_tokens += response.prompt_tokens - response.cached_prompt_tokens
         self.generated_tokens += response.completion_tokens
         return clip_turn(response.content)
