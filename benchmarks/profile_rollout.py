@@ -19,7 +19,7 @@ from eef.envs.registry import get_suite
 from eef.policy.cached_generator import CachedGenerator
 from eef.policy.engine import SamplingSettings
 from eef.rollout import EpisodeStart, RolloutEngine, RolloutSettings
-from shapes import SHAPES, benchmark_policy
+from shapes import SHAPES, benchmark_policy, run_script
 
 
 def main() -> None:
@@ -55,4 +55,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

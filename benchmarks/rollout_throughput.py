@@ -42,7 +42,7 @@ from eef.policy.engine import (
 )
 from eef.rollout import EpisodeStart, RolloutEngine, RolloutSettings
 from eef.types import Trajectory
-from shapes import SHAPES, benchmark_policy
+from shapes import SHAPES, benchmark_policy, run_script
 
 FIGURES = ("episodes/s", "generated tokens/s", "env steps/s", "seconds", "CPU seconds", "prefilled tokens/rollout")
 
@@ -243,4 +243,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

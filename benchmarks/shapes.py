@@ -1,4 +1,5 @@
-"""Randomly initialised models of a named shape, for throughput benchmarks.
+"""What the benchmark scripts share: randomly initialised models of a named shape, loading any
+``--model``, and one-line errors for bad input.
 
 Throughput depends on the shape, not on trained weights, and a shape needs nothing downloaded or
 carried to a GPU machine but SmolLM2's tokenizer (a few MB, from the eef cache). Both are Llamas
@@ -10,9 +11,12 @@ with SmolLM2's tokenizer (49,152 tokens):
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
+from eef.errors import UserError
 from eef.policy.models import Policy, load_policy, load_tokenizer, resolve_dtype
 from eef.policy.smollm2 import smollm2_folder
 
@@ -38,6 +42,8 @@ SHAPES = {
 
 def shaped_policy(shape: str, dtype: torch.dtype, seed: int = 0) -> Policy:
     """A ``shape`` model in ``dtype`` on the GPU when there is one, initialised from ``seed``."""
+    if shape not in SHAPES:
+        raise UserError(f"unknown shape {shape!r}: use one of {', '.join(f'shape:{name}' for name in SHAPES)}")
     tokenizer = load_tokenizer(str(smollm2_folder()))
     config = LlamaConfig(
         vocab_size=len(tokenizer),
@@ -61,3 +67,11 @@ def benchmark_policy(spec: str) -> Policy:
     if spec.startswith("shape:"):
         return shaped_policy(spec.removeprefix("shape:"), resolve_dtype("auto"))
     return load_policy(spec)
+
+
+def run_script(main: Callable[[], None]) -> None:
+    """``main()``, ending with one line instead of a traceback on bad input (a wrong --model, say)."""
+    try:
+        main()
+    except UserError as err:
+        raise SystemExit(f"error: {err}") from None

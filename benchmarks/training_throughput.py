@@ -26,7 +26,7 @@ from eef.policy.models import load_policy, resolve_dtype, training_dtype
 from eef.policy.tiny import environment_text
 from eef.training.sft import SFTSettings, train_sft
 from eef.training.tokenize import encode_messages
-from shapes import SHAPES, shaped_policy
+from shapes import SHAPES, run_script, shaped_policy
 
 # Dense bf16 peak FLOP/s of the GPUs this project is lent (vendor datasheets, without sparsity).
 PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
@@ -102,4 +102,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)
