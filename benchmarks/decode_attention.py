@@ -21,6 +21,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from shapes import machine
+
 
 def repeated_heads(q, k, v, mask):
     """transformers <= 5.17 with a mask: keys and values copied to every query head."""
@@ -102,9 +104,8 @@ def main() -> None:
     # A contiguous copy of as many bytes reads and writes them: reading them once takes half as long.
     block, target = (torch.ones(2 * keys.numel(), device=device, dtype=dtype) for _ in range(2))
     floor = timed(lambda: target.copy_(block), args.repeats, device) / 2
-    where = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(
-        f"{where}, {dtype}: {args.rows} rows x {args.context} positions, {args.heads} query / "
+        f"{machine()}, {dtype}: {args.rows} rows x {args.context} positions, {args.heads} query / "
         f"{args.kv_heads} key-value heads of {args.head_dim}; keys and values {cache_bytes / 1e6:.0f} MB"
     )
     print(f"{'floor (read keys and values once)':34}{floor * 1e6:>10.0f} us")

@@ -13,13 +13,11 @@ import cProfile
 import pstats
 import time
 
-import torch
-
 from eef.envs.registry import get_suite
 from eef.policy.cached_generator import CachedGenerator
 from eef.policy.engine import SamplingSettings
 from eef.rollout import EpisodeStart, RolloutEngine, RolloutSettings
-from shapes import SHAPES, benchmark_policy, run_script
+from shapes import SHAPES, benchmark_policy, machine, run_script
 
 
 def main() -> None:
@@ -42,13 +40,12 @@ def main() -> None:
     )
     engine = RolloutEngine(suite, CachedGenerator(policy.model, policy.tokenizer), rules, "profile")
     starts = [EpisodeStart(task) for task in suite.tasks(args.split)[: args.episodes]]
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU, {torch.get_num_threads()} threads"
     profile = cProfile.Profile()
     began = time.perf_counter()
     trajectories = profile.runcall(engine.run, starts, 0)
     seconds = time.perf_counter() - began
     tokens = sum(t.generated_tokens for t in trajectories)
-    print(f"{args.model} on {device}: {len(starts)} episodes, {tokens:,} generated tokens, {seconds:.1f} s profiled")
+    print(f"{args.model} on {machine()}: {len(starts)} episodes, {tokens:,} generated tokens, {seconds:.1f} s profiled")
     stats = pstats.Stats(profile)
     stats.sort_stats("tottime").print_stats(args.top)
     stats.sort_stats("cumulative").print_stats(r"eef|transformers/models|masking_utils", args.top)

@@ -42,7 +42,7 @@ from eef.policy.engine import (
 )
 from eef.rollout import EpisodeStart, RolloutEngine, RolloutSettings
 from eef.types import Trajectory
-from shapes import SHAPES, benchmark_policy, run_script
+from shapes import SHAPES, benchmark_policy, machine, run_script
 
 FIGURES = ("episodes/s", "generated tokens/s", "env steps/s", "seconds", "CPU seconds", "prefilled tokens/rollout")
 
@@ -207,8 +207,7 @@ def main() -> None:
             return ContinuousBatchingGenerator(policy.model, policy.tokenizer)
 
         engines["hf-cb"] = (continuous, args.batch_size)
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU, {torch.get_num_threads()} threads"
-    print(f"{args.model} on {device}; {args.env}, greedy, at most {args.max_new_tokens} new tokens per turn")
+    print(f"{args.model} on {machine()}; {args.env}, greedy, at most {args.max_new_tokens} new tokens per turn")
 
     rules = RolloutSettings(
         sampling=SamplingSettings(temperature=0.0, max_new_tokens=args.max_new_tokens),

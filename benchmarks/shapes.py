@@ -1,5 +1,5 @@
 """What the benchmark scripts share: randomly initialised models of a named shape, loading any
-``--model``, and one-line errors for bad input.
+``--model``, the machine's name, and one-line errors for bad input.
 
 Throughput depends on the shape, not on trained weights, and a shape needs nothing downloaded or
 carried to a GPU machine but SmolLM2's tokenizer (a few MB, from the eef cache). Both are Llamas
@@ -67,6 +67,11 @@ def benchmark_policy(spec: str) -> Policy:
     if spec.startswith("shape:"):
         return shaped_policy(spec.removeprefix("shape:"), resolve_dtype("auto"))
     return load_policy(spec)
+
+
+def machine() -> str:
+    """What the benchmark runs on, for its header: the GPU's name, else the CPU and torch's threads."""
+    return torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU, {torch.get_num_threads()} threads"
 
 
 def run_script(main: Callable[[], None]) -> None:

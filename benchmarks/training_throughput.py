@@ -26,7 +26,7 @@ from eef.policy.models import load_policy, resolve_dtype, training_dtype
 from eef.policy.tiny import environment_text
 from eef.training.sft import SFTSettings, train_sft
 from eef.training.tokenize import encode_messages
-from shapes import SHAPES, run_script, shaped_policy
+from shapes import SHAPES, machine, run_script, shaped_policy
 
 # Dense bf16 peak FLOP/s of the GPUs this project is lent (vendor datasheets, without sparsity).
 PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
@@ -67,10 +67,9 @@ def main() -> None:
     data = [t for t in collect(suite, expert, suite.tasks("train")[: args.tasks], seed=0) if t.success]
     texts = environment_text(suite.instruction, data) if args.model == "tiny" else None
     peak = peak_flops()
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU, {torch.get_num_threads()} threads"
     print(
         f"SFT of {args.model} on {len(data)} expert successes, {args.epochs} epoch(s), "
-        f"batch {args.batch_size}, {device}"
+        f"batch {args.batch_size}, {machine()}"
     )
     rates = {}
     for name, grouped in (("naive", False), ("ours", True)):
