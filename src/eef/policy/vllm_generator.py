@@ -1,6 +1,6 @@
 """Agent turns from vLLM, an optional engine for GPUs (``rollout.engine: vllm``).
 
-UNTESTED HERE: vllm does not install on this project's machines (no GPU in CI, none lent so far).
+UNTESTED HERE: vllm is not installed on this project's machines (no GPU in CI; the GPU image lent once has none).
 It is written against vLLM's documented offline API (``LLM``, ``SamplingParams``, ``TokensPrompt``)
 and kept behind the same ``TurnGenerator`` contract as the in-house engines, which stay the default.
 
