@@ -28,6 +28,15 @@ def test_every_way_of_decode_attention_gives_the_same_output():
 
 
 @pytest.mark.slow
+def test_direct_decode_forward_gives_the_models_logits(small_run):
+    output = run_script(
+        "decode_forward.py", "--model", str(small_run / "sft" / "checkpoint"), "--rows", "1,5", "--context", "60"
+    )
+    rows = [line for line in output.splitlines() if line.rstrip().endswith(("equal", "DIFFER"))]
+    assert len(rows) == 2 and all(line.endswith("equal") for line in rows), output
+
+
+@pytest.mark.slow
 def test_rollout_benchmark_engines_play_identical_trajectories(small_run):
     output = run_script(
         "rollout_throughput.py",

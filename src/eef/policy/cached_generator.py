@@ -17,6 +17,7 @@ import torch
 from transformers import DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.cache_utils import DynamicLayer
 
+from eef.policy.decoder_forward import attention_mask, direct_forward, supports_direct_forward
 from eef.policy.engine import Generation, SamplingSettings, decode_generation, stop_and_pad_ids
 from eef.policy.prefix_cache import CachedSequence, PrefixStore, shared_prefixes
 
@@ -99,9 +100,12 @@ class _Batch:
         self.cache_argument = cache_argument
         self.pad_id = pad_id
         self.decode_steps = decode_steps
+        self.direct = supports_direct_forward(model)
         self.cache = DynamicCache(config=model.config)
-        self.mask = torch.zeros((0, 0), dtype=torch.long)
-        self.prefill_mask = torch.zeros((0, 0), dtype=torch.bool)  # the mask after prefill, on the CPU
+        # [rows, capacity]: True where a column holds a real token; the first ``width`` columns are in use.
+        self.columns = torch.zeros((0, 0), dtype=torch.bool)
+        self.width = 0
+        self.prefill_mask = torch.zeros((0, 0), dtype=torch.bool)  # the columns after prefill, on the CPU
         self.decoded = 0  # decode steps since prefill: each added a column that every row attends to
         self.next_position = torch.zeros(0, dtype=torch.long)
 
@@ -116,19 +120,20 @@ class _Batch:
         self.cache.layers: list[_GrowingLayer] = [_GrowingLayer(capacity) for _ in self.cache.layers]
         input_ids = torch.full((rows, new_width), self.pad_id, dtype=torch.long)
         positions = torch.zeros((rows, new_width), dtype=torch.long)
-        mask = torch.zeros((rows, past_width + new_width), dtype=torch.long)
+        columns = torch.zeros((rows, capacity), dtype=torch.bool)
         for row, (prompt, cached, count) in enumerate(zip(prompts, reuse, fresh, strict=True)):
             input_ids[row, new_width - count :] = torch.from_numpy(prompt[cached:])
             positions[row, new_width - count :] = torch.arange(cached, len(prompt))
-            mask[row, past_width - cached : past_width] = 1
-            mask[row, past_width + new_width - count :] = 1
+            columns[row, past_width - cached : past_width] = True
+            columns[row, past_width + new_width - count : past_width + new_width] = True
         if past_width:
             self._load_prefixes(donors, past_width, rows)
-        self.mask = mask.to(device)
-        self.prefill_mask = mask.bool()  # extract finds a row's columns here, without a device sync
+        self.columns = columns.to(device)
+        self.width = past_width + new_width
+        self.prefill_mask = columns[:, : self.width]  # extract finds a row's columns here, without a device sync
         self.decoded = 0
         self.next_position = torch.tensor([len(p) for p in prompts], dtype=torch.long, device=device)
-        return self._forward(input_ids.to(device), positions.to(device))
+        return self._forward(input_ids.to(device), positions.to(device), past=past_width)
 
     def _load_prefixes(self, donors: list[tuple[CachedSequence | None, int]], width: int, rows: int) -> None:
         used = [(row, donor, length) for row, (donor, length) in enumerate(donors) if donor is not None and length]
@@ -154,15 +159,20 @@ class _Batch:
     def decode(self, tokens: torch.Tensor) -> torch.Tensor:
         """Feed one token per row; returns the next logits."""
         self.decoded += 1
-        self.mask = torch.cat([self.mask, self.mask.new_ones((self.mask.shape[0], 1))], dim=1)
+        self.columns[:, self.width] = True
+        self.width += 1
         positions = self.next_position.unsqueeze(1)
         self.next_position = self.next_position + 1
-        return self._forward(tokens.unsqueeze(1), positions)
+        return self._forward(tokens.unsqueeze(1), positions, past=self.width - 1)
 
-    def _forward(self, input_ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    def _forward(self, input_ids: torch.Tensor, positions: torch.Tensor, past: int) -> torch.Tensor:
+        columns = self.columns[:, : self.width]
+        if self.direct:
+            mask = attention_mask(columns, past, input_ids.shape[1])
+            return direct_forward(self.model, input_ids, positions, mask, self.cache, self.cache_argument)
         output = self.model(
             input_ids=input_ids,
-            attention_mask=self.mask,
+            attention_mask=columns,
             position_ids=positions,
             use_cache=True,
             logits_to_keep=1,
@@ -180,8 +190,8 @@ class _Batch:
         if lengths != expected:
             raise RuntimeError(f"cache rows {rows} hold {lengths} tokens, expected {expected}")
         where = real.nonzero()
-        row_index = torch.tensor(rows)[where[:, 0]].to(self.mask.device)
-        column_index = where[:, 1].to(self.mask.device)
+        row_index = torch.tensor(rows)[where[:, 0]].to(self.columns.device)
+        column_index = where[:, 1].to(self.columns.device)
         # [tokens, heads, head_dim] per layer, split into each row's [heads, len, head_dim] view.
         keys = [layer.keys[row_index, :, column_index].split(lengths) for layer in self.cache.layers]
         values = [layer.values[row_index, :, column_index].split(lengths) for layer in self.cache.layers]
@@ -195,10 +205,10 @@ class _Batch:
         ]
 
     def keep(self, rows: list[int]) -> None:
-        index = torch.tensor(rows, dtype=torch.long, device=self.mask.device)
+        index = torch.tensor(rows, dtype=torch.long, device=self.columns.device)
         for layer in self.cache.layers:
             layer.batch_select_indices(index)
-        self.mask = self.mask[index]
+        self.columns = self.columns[index]
         self.prefill_mask = self.prefill_mask[rows]
         self.next_position = self.next_position[index]
 
