@@ -44,44 +44,61 @@ class _GrowingLayer(DynamicLayer):
 
     transformers' dynamic layer concatenates on every step, copying the whole cache each token;
     here a step writes its token's keys and values and the layer exposes a view of the filled part.
+    A forward pass may compute some consecutive rows only (``focus``): prompts are prefilled in
+    groups of similar length, each group in its own rows of the one buffer.
     """
 
-    def __init__(self, capacity: int):
+    def __init__(self, rows: int, capacity: int, prompt_width: int):
         super().__init__()
+        self.rows = rows
         self.capacity = capacity
-        self.length = 0
+        self.prompt_width = prompt_width  # zeros until written: whatever no prompt token fills stays finite
+        self.active = slice(None)  # the rows the next forward pass computes
+        self.length = 0  # the columns they attend to before it; it writes after them
 
-    def allocate(self, rows: int, like_keys: torch.Tensor, like_values: torch.Tensor) -> None:
-        """Buffers for ``rows`` rows, shaped after one row's ``[heads, len, head_dim]`` tensors.
-        Left uninitialised: every position is written before it is exposed (padding included)."""
-        self.key_buffer = like_keys.new_empty((rows, like_keys.shape[0], self.capacity, like_keys.shape[2]))
-        self.value_buffer = like_values.new_empty((rows, like_values.shape[0], self.capacity, like_values.shape[2]))
+    def allocate(self, like_keys: torch.Tensor, like_values: torch.Tensor) -> None:
+        """Buffers shaped after one row's ``[heads, len, head_dim]`` tensors. The prompts' columns
+        start as zeros: masked out, but finite (a masked position still enters attention with weight
+        zero); the rest is written before it is attended to."""
+        self.key_buffer = like_keys.new_empty((self.rows, like_keys.shape[0], self.capacity, like_keys.shape[2]))
+        self.value_buffer = like_values.new_empty(
+            (self.rows, like_values.shape[0], self.capacity, like_values.shape[2])
+        )
+        self.key_buffer[:, :, : self.prompt_width] = 0
+        self.value_buffer[:, :, : self.prompt_width] = 0
         self.is_initialized = True
         self._expose()
 
     def load_prefixes(
-        self, width: int, rows: torch.Tensor, columns: torch.Tensor, keys: torch.Tensor, values: torch.Tensor
+        self, rows: torch.Tensor, columns: torch.Tensor, keys: torch.Tensor, values: torch.Tensor
     ) -> None:
-        """Cached prefixes, right-aligned in the first ``width`` positions of their rows, zeros before
-        them (masked out, but finite: a masked position still enters attention with weight zero).
-        ``keys``, ``values``: ``[tokens, heads, head_dim]``, token i going to ``(rows[i], columns[i])``;
-        one copy per layer for all rows (copies per row and layer took 8.7 s of a 256-episode GPU rollout)."""
-        self.key_buffer[:, :, :width] = 0
-        self.value_buffer[:, :, :width] = 0
+        """Cached prefixes, token i going to ``(rows[i], columns[i])``. ``keys``, ``values``:
+        ``[tokens, heads, head_dim]``; one copy per layer for all rows (copies per row and layer
+        took 8.7 s of a 256-episode GPU rollout)."""
+        if not self.is_initialized:
+            self.allocate(keys[0].unsqueeze(1), values[0].unsqueeze(1))
         self.key_buffer[rows, :, columns] = keys
         self.value_buffer[rows, :, columns] = values
-        self.length = width
+
+    def focus(self, rows: slice, length: int) -> None:
+        """The next forward pass computes ``rows``, which attend to their first ``length`` columns."""
+        self.active, self.length = rows, length
         self._expose()
 
     def _expose(self) -> None:
-        self.keys, self.values = self.key_buffer[:, :, : self.length], self.value_buffer[:, :, : self.length]
+        if self.is_initialized:
+            self.keys = self.key_buffer[self.active, :, : self.length]
+            self.values = self.value_buffer[self.active, :, : self.length]
+
+    def get_seq_length(self) -> int:
+        return self.length
 
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
         if not self.is_initialized:
-            self.allocate(key_states.shape[0], key_states[0], value_states[0])
+            self.allocate(key_states[0], value_states[0])
         end = self.length + key_states.shape[2]
-        self.key_buffer[:, :, self.length : end] = key_states
-        self.value_buffer[:, :, self.length : end] = value_states
+        self.key_buffer[self.active, :, self.length : end] = key_states
+        self.value_buffer[self.active, :, self.length : end] = value_states
         self.length = end
         self._expose()
         return self.keys, self.values
@@ -89,6 +106,7 @@ class _GrowingLayer(DynamicLayer):
     def batch_select_indices(self, indices: torch.Tensor) -> None:
         if self.is_initialized:
             self.key_buffer, self.value_buffer = self.key_buffer[indices], self.value_buffer[indices]
+            self.rows, self.active = len(indices), slice(None)
             self._expose()
 
 
@@ -109,47 +127,73 @@ class _Batch:
         self.decoded = 0  # decode steps since prefill: each added a column that every row attends to
         self.next_position = torch.zeros(0, dtype=torch.long)
 
-    def prefill(self, prompts: list[np.ndarray], donors: list[tuple[CachedSequence | None, int]]) -> torch.Tensor:
-        """Load each row's reusable prefix and run its remaining tokens; returns last-position logits."""
+    def prefill(
+        self,
+        prompts: list[np.ndarray],
+        donors: list[tuple[CachedSequence | None, int]],
+        group_sizes: list[int] | None = None,
+    ) -> torch.Tensor:
+        """Load each row's reusable prefix and run its remaining tokens; returns last-position logits.
+
+        ``group_sizes`` cut the rows (in order) into groups, each prefilled by its own forward pass
+        and padded to its own longest new part only (default: one group). A row's new tokens end at
+        the same column in every group; each group's prefixes end where its padded new part begins:
+        ``[zeros | prefix][holes | new tokens]``.
+        """
         device = self.model.device
+        rows = len(prompts)
         reuse = [length for _, length in donors]
         fresh = [len(prompt) - length for prompt, length in zip(prompts, reuse, strict=True)]
-        past_width, new_width = max(reuse), max(fresh)
-        rows = len(prompts)
-        capacity = past_width + new_width + self.decode_steps
-        self.cache.layers: list[_GrowingLayer] = [_GrowingLayer(capacity) for _ in self.cache.layers]
-        input_ids = torch.full((rows, new_width), self.pad_id, dtype=torch.long)
-        positions = torch.zeros((rows, new_width), dtype=torch.long)
+        groups, first = [], 0
+        for size in group_sizes or [rows]:
+            groups.append((first, first + size, max(fresh[first : first + size])))
+            first += size
+        padded = [width for first, last, width in groups for _ in range(first, last)]  # each row's group width
+        end = max(cached + width for cached, width in zip(reuse, padded, strict=True))
+        capacity = end + self.decode_steps
+        self.cache.layers: list[_GrowingLayer] = [_GrowingLayer(rows, capacity, end) for _ in self.cache.layers]
         columns = torch.zeros((rows, capacity), dtype=torch.bool)
-        for row, (prompt, cached, count) in enumerate(zip(prompts, reuse, fresh, strict=True)):
-            input_ids[row, new_width - count :] = torch.from_numpy(prompt[cached:])
-            positions[row, new_width - count :] = torch.arange(cached, len(prompt))
-            columns[row, past_width - cached : past_width] = True
-            columns[row, past_width + new_width - count : past_width + new_width] = True
-        if past_width:
-            self._load_prefixes(donors, past_width, rows)
+        for row, (cached, count, width) in enumerate(zip(reuse, fresh, padded, strict=True)):
+            columns[row, end - width - cached : end - width] = True
+            columns[row, end - count : end] = True
+        if any(reuse):
+            self._load_prefixes(donors, [end - width for width in padded])
         self.columns = columns.to(device)
-        self.width = past_width + new_width
-        self.prefill_mask = columns[:, : self.width]  # extract finds a row's columns here, without a device sync
+        logits = []
+        for first, last, width in groups:
+            input_ids = torch.full((last - first, width), self.pad_id, dtype=torch.long)
+            positions = torch.zeros((last - first, width), dtype=torch.long)
+            for row in range(first, last):
+                input_ids[row - first, width - fresh[row] :] = torch.from_numpy(prompts[row][reuse[row] :])
+                positions[row - first, width - fresh[row] :] = torch.arange(reuse[row], len(prompts[row]))
+            for layer in self.cache.layers:
+                layer.focus(slice(first, last), end - width)
+            logits.append(
+                self._forward(input_ids.to(device), positions.to(device), past=end - width, rows=slice(first, last))
+            )
+        for layer in self.cache.layers:
+            layer.focus(slice(None), end)
+        self.width = end
+        self.prefill_mask = columns[:, :end]  # extract finds a row's columns here, without a device sync
         self.decoded = 0
         self.next_position = torch.tensor([len(p) for p in prompts], dtype=torch.long, device=device)
-        return self._forward(input_ids.to(device), positions.to(device), past=past_width)
+        return torch.cat(logits)
 
-    def _load_prefixes(self, donors: list[tuple[CachedSequence | None, int]], width: int, rows: int) -> None:
+    def _load_prefixes(self, donors: list[tuple[CachedSequence | None, int]], ends: list[int]) -> None:
+        """Each row's reusable prefix, ending at column ``ends[row]``: one gather per layer for all rows."""
         used = [(row, donor, length) for row, (donor, length) in enumerate(donors) if donor is not None and length]
         device = used[0][1].keys[0].device
         lengths = torch.tensor([length for _, _, length in used])
         row_index = torch.repeat_interleave(torch.tensor([row for row, _, _ in used]), lengths)
-        # Token j of a prefix of length n goes to column width - n + j (right-aligned).
+        # Token j of a prefix of length n ending at column e goes to column e - n + j.
         first_token = torch.repeat_interleave(lengths.cumsum(0) - lengths, lengths)
-        column_index = torch.repeat_interleave(width - lengths, lengths) + torch.arange(len(row_index)) - first_token
+        starts = torch.tensor([ends[row] for row, _, _ in used]) - lengths
+        column_index = torch.repeat_interleave(starts, lengths) + torch.arange(len(row_index)) - first_token
         row_index, column_index = row_index.to(device), column_index.to(device)
         for index, layer in enumerate(self.cache.layers):
             keys = [donor.keys[index][:, :length] for _, donor, length in used]
             values = [donor.values[index][:, :length] for _, donor, length in used]
-            layer.allocate(rows, keys[0], values[0])
             layer.load_prefixes(
-                width,
                 row_index,
                 column_index,
                 torch.cat(keys, dim=1).transpose(0, 1),
@@ -165,8 +209,10 @@ class _Batch:
         self.next_position = self.next_position + 1
         return self._forward(tokens.unsqueeze(1), positions, past=self.width - 1)
 
-    def _forward(self, input_ids: torch.Tensor, positions: torch.Tensor, past: int) -> torch.Tensor:
-        columns = self.columns[:, : self.width]
+    def _forward(
+        self, input_ids: torch.Tensor, positions: torch.Tensor, past: int, rows: slice = slice(None)
+    ) -> torch.Tensor:
+        columns = self.columns[rows, : past + input_ids.shape[1]]
         if self.direct:
             mask = attention_mask(columns, past, input_ids.shape[1])
             return direct_forward(self.model, input_ids, positions, mask, self.cache, self.cache_argument)
@@ -211,6 +257,24 @@ class _Batch:
         self.columns = self.columns[index]
         self.prefill_mask = self.prefill_mask[rows]
         self.next_position = self.next_position[index]
+
+
+def _prefill_groups(fresh: list[int]) -> tuple[list[int], list[int]]:
+    """An order of the prompts (most new tokens first) and the sizes of the consecutive groups to
+    prefill them in, each group's longest new part at most a quarter longer than its shortest.
+
+    One forward pass would pad every row to the longest new part (a search page beside a one-line
+    observation); groups bound that waste, at the price of a forward pass each."""
+    order = sorted(range(len(fresh)), key=lambda i: -fresh[i])
+    sizes: list[int] = []
+    first = 0
+    while first < len(order):
+        last = first + 1
+        while last < len(order) and 1.25 * fresh[order[last]] >= fresh[order[first]]:
+            last += 1
+        sizes.append(last - first)
+        first = last
+    return order, sizes
 
 
 def _choose(logits: torch.Tensor, sampling: SamplingSettings, generator: torch.Generator) -> torch.Tensor:
@@ -264,8 +328,6 @@ class CachedGenerator:
         donors = [self._donor(prompt, key) for prompt, key in zip(arrays, keys, strict=True)]
         for index, (prompt, (_, length)) in enumerate(zip(arrays, donors, strict=True)):
             prefilled[index] += len(prompt) - length
-        self._prefill_buckets(arrays, keys, donors)
-        donors = [self._donor(prompt, key) for prompt, key in zip(arrays, keys, strict=True)]
         generated = self._decode(arrays, keys, donors, sampling, seed)
         for key in shared_keys + (keys if anonymous else []):
             self.store.drop(key)
@@ -319,22 +381,6 @@ class CachedGenerator:
             stored += wave_keys
         return stored
 
-    def _prefill_buckets(
-        self, arrays: list[np.ndarray], keys: list[str], donors: list[tuple[CachedSequence | None, int]]
-    ) -> None:
-        """Compute each prompt's new tokens (all but the last) in groups of similar length.
-
-        One batch would pad every row to the longest new part (a search page beside a one-line
-        observation); groups whose longest is at most twice their shortest bound that waste."""
-        fresh = {
-            i: len(prompt) - length - 1 for i, (prompt, (_, length)) in enumerate(zip(arrays, donors, strict=True))
-        }
-        order = sorted((i for i in fresh if fresh[i] > 0), key=lambda i: -fresh[i])
-        while order:
-            group = [i for i in order if 1.25 * fresh[i] >= fresh[order[0]]]
-            self._prefill([arrays[i][:-1] for i in group], [keys[i] for i in group])
-            order = order[len(group) :]
-
     def _decode(
         self,
         arrays: list[np.ndarray],
@@ -345,9 +391,11 @@ class CachedGenerator:
     ) -> list[list[int]]:
         generator = torch.Generator(device=self.model.device).manual_seed(seed)
         batch = _Batch(self.model, self.cache_argument, self.pad_id, decode_steps=sampling.max_new_tokens)
-        logits = batch.prefill(arrays, donors)
-        rows = [_Row(request=i, tokens=prompt, generated=[]) for i, prompt in enumerate(arrays)]
-        generated = [row.generated for row in rows]  # filled in place while rows leave the batch
+        fresh = [len(prompt) - length for prompt, (_, length) in zip(arrays, donors, strict=True)]
+        order, group_sizes = _prefill_groups(fresh)
+        logits = batch.prefill([arrays[i] for i in order], [donors[i] for i in order], group_sizes)
+        rows = [_Row(request=i, tokens=arrays[i], generated=[]) for i in order]
+        generated = [row.generated for row in sorted(rows, key=lambda row: row.request)]  # filled in place
         ended_since_compaction = 0
         while True:
             chosen = _choose(logits, sampling, generator).tolist()
