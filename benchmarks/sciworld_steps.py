@@ -42,8 +42,9 @@ class _LookAround:
 def rollout_stepping(episodes: int = 4, turns: int = 12) -> None:
     import eef.rollout
 
-    encode_prompt = eef.rollout.encode_prompt
-    eef.rollout.encode_prompt = lambda tokenizer, messages: [0]  # no tokenizer: only environments are timed
+    encode_prompts = eef.rollout.encode_prompts
+    # No tokenizer: only environments are timed.
+    eef.rollout.encode_prompts = lambda tokenizer, conversations: [[0]] * len(conversations)
     suite = SciWorldSuite(max_envs=episodes)
     starts = [EpisodeStart(task) for task in suite.tasks("dev")[:episodes]]
     settings = RolloutSettings(sampling=SamplingSettings(), batch_size=episodes, max_turns=turns)
@@ -56,7 +57,7 @@ def rollout_stepping(episodes: int = 4, turns: int = 12) -> None:
             seconds[concurrent] = time.perf_counter() - started
     finally:
         suite.close()
-        eef.rollout.encode_prompt = encode_prompt
+        eef.rollout.encode_prompts = encode_prompts
     steps = episodes * turns
     print(
         f"rollout stepping, {episodes} episodes x {turns} steps: {steps / seconds[False]:.1f} steps/s one after "

