@@ -28,7 +28,14 @@ from eef import console
 from eef.cli import main
 from eef.envs.registry import get_suite
 from eef.errors import IncompleteError, UserError
-from eef.experts.collect import collect, collect_async, collect_to_file, partial_path, raise_if_incomplete
+from eef.experts.collect import (
+    _token_totals,
+    collect,
+    collect_async,
+    collect_to_file,
+    partial_path,
+    raise_if_incomplete,
+)
 from eef.experts.llm import (
     CachedResponse,
     LLMExpert,
@@ -312,3 +319,16 @@ def test_reasoning_models_get_max_completion_tokens_and_no_sampling_parameters(t
     assert sent[False] and all(b["max_tokens"] == 256 and b["temperature"] == 0.0 for b in sent[False])
     assert sent[True] and all(b["max_completion_tokens"] == 256 for b in sent[True])
     assert not any({"max_tokens", "temperature", "top_p"} & set(body) for body in sent[True])
+
+
+def test_episodes_written_before_prefilled_tokens_were_counted_are_priced_as_computed(tmp_path, scripted):
+    """Older files have ``prefilled_tokens`` 0 for an LLM expert's episodes: none of their prompt tokens
+    is priced as cached (a model computes at least one token of every prompt)."""
+    _, trajectories = scripted
+    settings = LLMExpertSettings(model="replay", price_input=2.0, price_cached_input=0.5, price_output=8.0)
+    expert = LLMExpert("replay", settings, tmp_path / "cache.jsonl")
+    new = trajectories[0].model_copy(update={"prompt_tokens": 1000, "prefilled_tokens": 100, "generated_tokens": 10})
+    old = trajectories[1].model_copy(update={"prompt_tokens": 500, "prefilled_tokens": 0, "generated_tokens": 10})
+    totals = _token_totals(expert, [new, old])
+    assert totals["cached_prompt"] == 900
+    assert totals["cost_usd"] == pytest.approx((2.0 * 600 + 0.5 * 900 + 8.0 * 20) / 1e6)

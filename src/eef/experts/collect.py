@@ -264,9 +264,12 @@ def collect_to_file(
 
 
 def _token_totals(expert: Expert, trajectories: list[Trajectory]) -> dict[str, Any]:
-    """The tokens the file's episodes took (resumed ones included) and what they cost at the expert's prices."""
+    """The tokens the file's episodes took (resumed ones included) and what they cost at the expert's prices.
+
+    A model computes at least the last token of any prompt, so an episode with prompt tokens and none
+    prefilled was written before eef counted them: its prompts count as computed, none as cached."""
     prompt = sum(t.prompt_tokens for t in trajectories)
-    cached = prompt - sum(t.prefilled_tokens for t in trajectories)
+    cached = prompt - sum(t.prefilled_tokens or t.prompt_tokens for t in trajectories)
     generated = sum(t.generated_tokens for t in trajectories)
     totals: dict[str, Any] = {"prompt": prompt, "cached_prompt": cached, "generated": generated}
     if (cost := expert.cost_usd(prompt, generated, cached)) is not None:
