@@ -45,6 +45,27 @@ def test_direct_forward_equals_the_model_with_padding_and_a_cache(config):
         assert torch.equal(direct_forward(model, token, position, mask, ours, "cache"), expected)
 
 
+@pytest.mark.parametrize("config", [LlamaConfig(**SIZES, num_key_value_heads=2)], ids=["llama-gqa"])
+@torch.inference_mode()
+def test_an_unpadded_row_attends_without_a_mask_as_in_the_model(config):
+    """Without padding transformers passes SDPA no mask (and, for grouped heads, SDPA groups them
+    itself), whose last bits differ from a masked call's: the direct forward must choose the same."""
+    model = _model(config)
+    input_ids = torch.randint(1, 97, (1, 40))
+    positions = torch.arange(40)[None]
+    columns = torch.ones((1, 40), dtype=torch.bool)
+    ours, theirs = DynamicCache(config=config), DynamicCache(config=config)
+    expected = model(input_ids=input_ids, position_ids=positions, cache=theirs, logits_to_keep=1).logits[:, -1]
+    assert attention_mask(columns, 0, 40, padded=False) is None
+    got = direct_forward(model, input_ids, positions, attention_mask(columns, 0, 40, padded=False), ours, "cache")
+    assert torch.equal(got, expected)
+    for step in range(3):
+        token, position = torch.randint(1, 97, (1, 1)), torch.tensor([[40 + step]])
+        expected = model(input_ids=token, position_ids=position, cache=theirs, logits_to_keep=1).logits[:, -1]
+        mask = attention_mask(torch.ones((1, 41 + step), dtype=torch.bool), 40 + step, 1, padded=False)
+        assert torch.equal(direct_forward(model, token, position, mask, ours, "cache"), expected)
+
+
 def test_attention_mask_is_causal_over_the_real_columns():
     columns = torch.tensor([[0, 1, 1, 1], [1, 1, 0, 1]], dtype=torch.bool)
     mask = attention_mask(columns, past=2, queries=2)

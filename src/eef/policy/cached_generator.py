@@ -124,6 +124,7 @@ class _Batch:
         self.columns = torch.zeros((0, 0), dtype=torch.bool)
         self.width = 0
         self.prefill_mask = torch.zeros((0, 0), dtype=torch.bool)  # the columns after prefill, on the CPU
+        self.padded = True  # whether any row has a masked column (known on the CPU, from prefill_mask)
         self.decoded = 0  # decode steps since prefill: each added a column that every row attends to
         self.next_position = torch.zeros(0, dtype=torch.long)
 
@@ -168,13 +169,14 @@ class _Batch:
                 positions[row - first, width - fresh[row] :] = torch.arange(reuse[row], len(prompts[row]))
             for layer in self.cache.layers:
                 layer.focus(slice(first, last), end - width)
-            logits.append(
-                self._forward(input_ids.to(device), positions.to(device), past=end - width, rows=slice(first, last))
-            )
+            padded = not bool(columns[first:last, :end].all())
+            input_ids, positions = input_ids.to(device), positions.to(device)
+            logits.append(self._forward(input_ids, positions, end - width, slice(first, last), padded))
         for layer in self.cache.layers:
             layer.focus(slice(None), end)
         self.width = end
         self.prefill_mask = columns[:, :end]  # extract finds a row's columns here, without a device sync
+        self.padded = not bool(self.prefill_mask.all())
         self.decoded = 0
         self.next_position = torch.tensor([len(p) for p in prompts], dtype=torch.long, device=device)
         return torch.cat(logits)
@@ -207,14 +209,14 @@ class _Batch:
         self.width += 1
         positions = self.next_position.unsqueeze(1)
         self.next_position = self.next_position + 1
-        return self._forward(tokens.unsqueeze(1), positions, past=self.width - 1)
+        return self._forward(tokens.unsqueeze(1), positions, self.width - 1, slice(None), self.padded)
 
     def _forward(
-        self, input_ids: torch.Tensor, positions: torch.Tensor, past: int, rows: slice = slice(None)
+        self, input_ids: torch.Tensor, positions: torch.Tensor, past: int, rows: slice, padded: bool
     ) -> torch.Tensor:
         columns = self.columns[rows, : past + input_ids.shape[1]]
         if self.direct:
-            mask = attention_mask(columns, past, input_ids.shape[1])
+            mask = attention_mask(columns, past, input_ids.shape[1], padded)
             return direct_forward(self.model, input_ids, positions, mask, self.cache, self.cache_argument)
         output = self.model(
             input_ids=input_ids,
@@ -256,6 +258,7 @@ class _Batch:
             layer.batch_select_indices(index)
         self.columns = self.columns[index]
         self.prefill_mask = self.prefill_mask[rows]
+        self.padded = not bool(self.prefill_mask.all())
         self.next_position = self.next_position[index]
 
 

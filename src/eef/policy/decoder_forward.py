@@ -32,22 +32,27 @@ def supports_direct_forward(model: PreTrainedModel) -> bool:
     )
 
 
-def attention_mask(columns: torch.Tensor, past: int, queries: int) -> torch.Tensor:
+def attention_mask(columns: torch.Tensor, past: int, queries: int, padded: bool = True) -> torch.Tensor | None:
     """The 4D boolean mask ``[rows, 1, queries, past + queries]`` for ``queries`` new tokens after
     ``past`` cached columns: a query sees the real columns (``columns[row]``, True where a token is)
-    up to and including its own."""
-    width = columns.shape[1]
-    causal = (
-        torch.arange(width, device=columns.device) <= torch.arange(past, past + queries, device=columns.device)[:, None]
-    )
-    return columns[:, None, None, :] & causal[None, None]
+    up to and including its own.
+
+    None, as transformers decides for SDPA, when no column is padding (``padded`` False: the caller
+    knows it without reading the device) and either one token is fed or nothing is cached: the
+    layers then attend causally without a mask, through other kernels (for grouped-query heads,
+    SDPA's own grouping instead of folded queries), whose last bits differ."""
+    if not padded and (queries == 1 or past == 0):
+        return None
+    column = torch.arange(columns.shape[1], device=columns.device)
+    query = torch.arange(past, past + queries, device=columns.device)
+    return columns[:, None, None, :] & (column <= query[:, None])[None, None]
 
 
 def direct_forward(
     model: PreTrainedModel,
     input_ids: torch.Tensor,
     positions: torch.Tensor,
-    mask: torch.Tensor,
+    mask: torch.Tensor | None,
     cache: Cache,
     cache_argument: str,
 ) -> torch.Tensor:
