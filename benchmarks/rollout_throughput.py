@@ -60,7 +60,7 @@ class ContinuousBatchingGenerator:
         # Sized for CPU memory (the defaults are inferred from GPU memory).
         self.batching = ContinuousBatchingConfig(num_blocks=2048, page_size=32, max_batch_tokens=4096)
 
-    def generate(self, prompts, sampling, seed, keys=None) -> list[Generation]:
+    def generate(self, prompts, sampling, seeds, keys=None) -> list[Generation]:
         if sampling.temperature > 0:
             raise ValueError("this benchmark engine decodes greedily only")
         from transformers import GenerationConfig

@@ -32,7 +32,7 @@ class _LookAround:
 
     tokenizer = None
 
-    def generate(self, prompts, sampling, seed, keys=None) -> list[Generation]:
+    def generate(self, prompts, sampling, seeds, keys=None) -> list[Generation]:
         return [Generation(text=LOOK_AROUND, new_tokens=1, finished=True)] * len(prompts)
 
     def release(self, key: str) -> None:
@@ -72,8 +72,8 @@ class _GenerateThenLookAround:
         self.generator = generator
         self.tokenizer = generator.tokenizer
 
-    def generate(self, prompts, sampling, seed, keys=None) -> list[Generation]:
-        generations = self.generator.generate(prompts, sampling, seed, keys)
+    def generate(self, prompts, sampling, seeds, keys=None) -> list[Generation]:
+        generations = self.generator.generate(prompts, sampling, seeds, keys)
         return [replace(generation, text=LOOK_AROUND) for generation in generations]
 
     def release(self, key: str) -> None:

@@ -96,18 +96,24 @@ def test_restarts_share_their_recorded_prefix(shop, generator, cached, expert_da
     assert prefilled_plain >= 3 * prefilled_reused
 
 
-def test_sampling_is_reproducible_from_the_seed(shop, cached):
+def test_sampling_is_reproducible_from_the_seed_in_any_batch_and_engine(shop, generator, cached):
+    """Each episode samples from its own stream: the batch size, the other episodes and the engine
+    change nothing; another seed, or another sample of the same start, changes the draws."""
     starts = [EpisodeStart(task, sample=k) for task in shop.tasks("dev")[:4] for k in range(2)]
     first = _engine(shop, cached, batch_size=8, temperature=1.0).run(starts, seed=7)
-    again = _engine(shop, cached, batch_size=8, temperature=1.0).run(starts, seed=7)
+    again = _engine(shop, cached, batch_size=3, temperature=1.0).run(starts, seed=7)
+    plain = _engine(shop, generator, batch_size=1, temperature=1.0).run(starts, seed=7)
+    alone = _engine(shop, cached, batch_size=8, temperature=1.0).run(starts[5:6], seed=7)
     other = _engine(shop, cached, batch_size=8, temperature=1.0).run(starts, seed=8)
-    assert [t.messages for t in first] == [t.messages for t in again]
+    assert [t.messages for t in again] == [t.messages for t in plain] == [t.messages for t in first]
+    assert alone[0].messages == first[5].messages
     assert [t.messages for t in first] != [t.messages for t in other]
+    assert any(a.messages != b.messages for a, b in zip(first[0::2], first[1::2], strict=True))
 
 
 def test_overlapping_steps_with_generation_changes_no_greedy_result(cached, expert_data):
     """Two lanes taking turns (one generates while the other's environments step in threads) give the
-    episodes one lane gives, restarts included; with sampling they are reproducible too."""
+    episodes one lane gives, restarts included, greedy or sampled."""
     threaded = get_suite("shop")
     threaded.concurrent_steps = True  # shop steps are in-process; the engine may still step them in threads
     failures = [t for t in expert_data if not t.success and t.num_actions > 2][:3]
@@ -126,7 +132,7 @@ def test_overlapping_steps_with_generation_changes_no_greedy_result(cached, expe
     same = {"exclude": {"prefilled_tokens"}}
     assert [t.model_dump(**same) for t in overlapped] == [t.model_dump(**same) for t in sequential]
     assert len({t.num_actions for t in overlapped}) > 1  # episodes end at different turns: lanes drain unevenly
-    assert [t.messages for t in run(True, 1.0)] == [t.messages for t in run(True, 1.0)]
+    assert [t.messages for t in run(True, 1.0)] == [t.messages for t in run(False, 1.0)]
 
 
 def test_unparsable_turns_end_in_invalid_limit(shop, expert_data):

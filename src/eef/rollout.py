@@ -104,8 +104,9 @@ class RolloutEngine:
     ) -> list[Trajectory]:
         """Roll out every start; returns trajectories in the order of ``starts``.
 
-        Sampling is seeded per batch and turn from ``seed`` (recorded in each trajectory), so the
-        same starts, settings and seed give the same trajectories.
+        Each episode's turns sample from a stream of their own, seeded from ``seed`` (recorded in each
+        trajectory), the start and the turn: the same start and seed give the same trajectory whatever
+        the batch size, the other starts or the engine (given the same logits).
         ``on_done`` sees each trajectory as soon as its episode ends (for progress and logs)."""
         results: dict[str, Trajectory] = {}
         in_flight = self.settings.batch_size
@@ -113,7 +114,7 @@ class RolloutEngine:
             in_flight = min(in_flight, self.suite.max_concurrent_envs)
         for chunk_begin in range(0, len(starts), in_flight):
             chunk = starts[chunk_begin : chunk_begin + in_flight]
-            for trajectory in self._run_chunk(chunk, seed, chunk_seed=derive_seed(seed, "chunk", chunk_begin)):
+            for trajectory in self._run_chunk(chunk, seed):
                 results[trajectory.id] = trajectory
                 if on_done is not None:
                     on_done(trajectory)
@@ -151,7 +152,7 @@ class RolloutEngine:
             episodes.append(_Episode(start, env, messages, seed, actions=start.action_index))
         return episodes
 
-    def _run_chunk(self, chunk: list[EpisodeStart], seed: int, chunk_seed: int) -> list[Trajectory]:
+    def _run_chunk(self, chunk: list[EpisodeStart], seed: int) -> list[Trajectory]:
         """Turn after turn until every episode of ``chunk`` has ended.
 
         When the suite's steps wait on other processes (``concurrent_steps``) and ``overlap_steps`` is
@@ -162,7 +163,6 @@ class RolloutEngine:
         # A lane holds its live episodes; _finish takes out the ended ones once their steps are done.
         lanes = [episodes[0::2], episodes[1::2]] if overlap else [episodes]
         finished: list[Trajectory] = []
-        turns_taken = [0] * len(lanes)
         stepping: list[Future[None] | None] = [None] * len(lanes)
         with ThreadPoolExecutor(max_workers=len(lanes)) as steppers:
             while any(lanes):
@@ -173,19 +173,12 @@ class RolloutEngine:
                         finished += self._finish(lane)
                     if not lane:
                         continue
-                    # One lane keeps the seeds it always had; two lanes each have their own stream.
-                    turn_seed = (
-                        derive_seed(chunk_seed, turns_taken[index])
-                        if len(lanes) == 1
-                        else derive_seed(chunk_seed, "lane", index, turns_taken[index])
-                    )
-                    turns = self._generate_turns(lane, turn_seed)
-                    turns_taken[index] += 1
+                    turns = self._generate_turns(lane)
                     # With one lane the next pass waits for these steps at once: turns run one after another.
                     stepping[index] = steppers.submit(self._step_turns, turns)
         return finished
 
-    def _generate_turns(self, live: list[_Episode], seed: int) -> list[tuple[_Episode, str]]:
+    def _generate_turns(self, live: list[_Episode]) -> list[tuple[_Episode, str]]:
         """The next turn of each live episode (an episode whose prompt no longer fits ends instead)."""
         prompts = encode_prompts(self.generator.tokenizer, [episode.messages for episode in live])
         stepping = []
@@ -197,7 +190,8 @@ class RolloutEngine:
         generations = self.generator.generate(
             [prompt for _, prompt in stepping],
             self.settings.sampling,
-            seed=seed,
+            # Each episode's turn samples from its own stream: the same in any batch, chunk or lane.
+            seeds=[derive_seed(episode.seed, episode.start.key, episode.actions) for episode, _ in stepping],
             keys=[self._trajectory_id(episode.start) for episode, _ in stepping],
         )
         for (episode, prompt), generation in zip(stepping, generations, strict=True):

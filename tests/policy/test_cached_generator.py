@@ -17,8 +17,8 @@ def test_unrelated_prompts_of_many_lengths_generate_as_alone():
     prompts = [random.integers(3, len(policy.tokenizer), size=n).tolist() for n in (3, 40, 37, 12, 90)]
     cached = CachedGenerator(policy.model, policy.tokenizer, share_prefixes=False)
     plain = HFGenerator(policy.model, policy.tokenizer)
-    expected = [plain.generate([prompt], GREEDY, seed=0)[0] for prompt in prompts]
-    got = cached.generate(prompts, GREEDY, seed=0)
+    expected = [plain.generate([prompt], GREEDY, seeds=[0])[0] for prompt in prompts]
+    got = cached.generate(prompts, GREEDY, seeds=[0] * len(prompts))
     assert [g.text for g in got] == [e.text for e in expected]
     assert [g.new_tokens for g in got] == [e.new_tokens for e in expected]
     assert [g.prefilled_tokens for g in got] == [len(prompt) for prompt in prompts]

@@ -72,7 +72,7 @@ def test_tiny_learns_to_copy_from_the_instruction(tmp_path):
     unseen = [(rng.choice(WORDS), rng.choice(WORDS)) for _ in range(50)]
     prompts = [encode_prompt(policy.tokenizer, _conversation(a, b, False)) for a, b in unseen]
     outputs = HFGenerator(policy.model, policy.tokenizer).generate(
-        prompts, SamplingSettings(temperature=0, max_new_tokens=30), seed=0
+        prompts, SamplingSettings(temperature=0, max_new_tokens=30), seeds=[0] * len(prompts)
     )
     copied = sum(out.text.endswith(f"search[{a} {b}]") for out, (a, b) in zip(outputs, unseen, strict=True))
     assert copied >= 45

@@ -20,6 +20,7 @@ from transformers.cache_utils import DynamicLayer
 from eef.policy.decoder_forward import attention_mask, direct_forward, supports_direct_forward
 from eef.policy.engine import Generation, SamplingSettings, decode_generation, stop_and_pad_ids
 from eef.policy.prefix_cache import CachedSequence, PrefixStore, shared_prefixes
+from eef.policy.sampling import choose_tokens
 
 # Rows whose turn has ended keep their place in the batch (and cost a row of compute each step)
 # until this share of the batch has ended: dropping rows copies the whole cache, so not every time.
@@ -280,23 +281,10 @@ def _prefill_groups(fresh: list[int]) -> tuple[list[int], list[int]]:
     return order, sizes
 
 
-def _choose(logits: torch.Tensor, sampling: SamplingSettings, generator: torch.Generator) -> torch.Tensor:
-    if sampling.temperature <= 0:
-        return logits.argmax(dim=-1)
-    probabilities = torch.softmax(logits / sampling.temperature, dim=-1)
-    if sampling.top_p < 1.0:
-        sorted_probabilities, order = probabilities.sort(dim=-1, descending=True)
-        # Keep the smallest set of most likely tokens whose mass reaches top_p (at least one).
-        outside = sorted_probabilities.cumsum(dim=-1) - sorted_probabilities >= sampling.top_p
-        sorted_probabilities[outside] = 0.0
-        probabilities = torch.zeros_like(probabilities).scatter(-1, order, sorted_probabilities)
-    return torch.multinomial(probabilities, 1, generator=generator).squeeze(1)
-
-
 class CachedGenerator:
     """Generates the next turn of many conversations, reusing cached keys and values.
 
-    ``generate(prompts, sampling, seed, keys)``: ``keys[i]`` names prompt i's conversation; its keys
+    ``generate(prompts, sampling, seeds, keys)``: ``keys[i]`` names prompt i's conversation; its keys
     and values are kept until ``release(key)``. A conversation seen for the first time reuses the
     longest prefix any kept sequence shares with it, and new conversations that share prefixes among
     themselves (restarts from one recorded trajectory, repeated samples of one start) have those
@@ -318,7 +306,7 @@ class CachedGenerator:
 
     @torch.inference_mode()
     def generate(
-        self, prompts: list[list[int]], sampling: SamplingSettings, seed: int, keys: list[str] | None = None
+        self, prompts: list[list[int]], sampling: SamplingSettings, seeds: list[int], keys: list[str] | None = None
     ) -> list[Generation]:
         if not prompts:
             return []
@@ -331,7 +319,7 @@ class CachedGenerator:
         donors = [self._donor(prompt, key) for prompt, key in zip(arrays, keys, strict=True)]
         for index, (prompt, (_, length)) in enumerate(zip(arrays, donors, strict=True)):
             prefilled[index] += len(prompt) - length
-        generated = self._decode(arrays, keys, donors, sampling, seed)
+        generated = self._decode(arrays, keys, donors, sampling, seeds)
         for key in shared_keys + (keys if anonymous else []):
             self.store.drop(key)
         return [
@@ -390,9 +378,8 @@ class CachedGenerator:
         keys: list[str],
         donors: list[tuple[CachedSequence | None, int]],
         sampling: SamplingSettings,
-        seed: int,
+        seeds: list[int],
     ) -> list[list[int]]:
-        generator = torch.Generator(device=self.model.device).manual_seed(seed)
         batch = _Batch(self.model, self.cache_argument, self.pad_id, decode_steps=sampling.max_new_tokens)
         fresh = [len(prompt) - length for prompt, (_, length) in zip(arrays, donors, strict=True)]
         order, group_sizes = _prefill_groups(fresh)
@@ -401,7 +388,9 @@ class CachedGenerator:
         generated = [row.generated for row in sorted(rows, key=lambda row: row.request)]  # filled in place
         ended_since_compaction = 0
         while True:
-            chosen = _choose(logits, sampling, generator).tolist()
+            row_seeds = torch.tensor([seeds[row.request] for row in rows], device=logits.device)
+            steps = torch.tensor([len(row.generated) for row in rows], device=logits.device)
+            chosen = choose_tokens(logits, sampling, row_seeds, steps).tolist()
             ended: list[int] = []
             for position, (row, token) in enumerate(zip(rows, chosen, strict=True)):
                 if row.done:

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import torch
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import LogitsProcessor, LogitsProcessorList, PreTrainedModel, PreTrainedTokenizerBase
 
+from eef.policy.sampling import choose_tokens
 from eef.training.tokenize import end_of_turn_token_ids
 
 
@@ -37,9 +38,10 @@ class TurnGenerator(Protocol):
     tokenizer: PreTrainedTokenizerBase
 
     def generate(
-        self, prompts: list[list[int]], sampling: SamplingSettings, seed: int, keys: list[str] | None = None
+        self, prompts: list[list[int]], sampling: SamplingSettings, seeds: list[int], keys: list[str] | None = None
     ) -> list[Generation]:
-        """The next turn for each prompt; ``keys`` name the conversations (for generators that cache)."""
+        """The next turn for each prompt; ``seeds[i]`` drives prompt i's sampling (the same prompt and
+        seed give the same turn in any batch), ``keys`` name the conversations (for generators that cache)."""
         ...
 
     def release(self, key: str) -> None:
@@ -74,6 +76,21 @@ def decode_generation(
     )
 
 
+class _RowSeededChoice(LogitsProcessor):
+    """Scores whose argmax is :func:`~eef.policy.sampling.choose_tokens`' choice: the chosen token
+    at 0, every other at -inf (greedy decoding passes through unchanged)."""
+
+    def __init__(self, sampling: SamplingSettings, seeds: torch.Tensor, prompt_width: int):
+        self.sampling, self.seeds, self.prompt_width = sampling, seeds, prompt_width
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if self.sampling.temperature <= 0:
+            return scores
+        steps = torch.full_like(self.seeds, input_ids.shape[1] - self.prompt_width)
+        chosen = choose_tokens(scores, self.sampling, self.seeds, steps)
+        return torch.full_like(scores, float("-inf")).scatter(-1, chosen[:, None], 0.0)
+
+
 class HFGenerator:
     """Generates the next agent turn for a batch of prompts (left-padded, one forward pass per token),
     encoding each prompt in full every call: what ETO- and AgentGym-style exploration does."""
@@ -88,7 +105,7 @@ class HFGenerator:
 
     @torch.inference_mode()
     def generate(
-        self, prompts: list[list[int]], sampling: SamplingSettings, seed: int, keys: list[str] | None = None
+        self, prompts: list[list[int]], sampling: SamplingSettings, seeds: list[int], keys: list[str] | None = None
     ) -> list[Generation]:
         if not prompts:
             return []
@@ -100,15 +117,16 @@ class HFGenerator:
         for row, prompt in enumerate(prompts):
             input_ids[row, width - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
             attention[row, width - len(prompt) :] = 1
-        greedy = sampling.temperature <= 0
-        # Sampling draws from torch's global generator: seed it per call so that a batch is reproducible.
-        torch.manual_seed(seed)
+        # transformers samples a batch from one generator; instead each row's token is chosen with its
+        # own seed's noise (eef.policy.sampling) and generate takes the argmax of what that returns.
+        chooser = _RowSeededChoice(sampling, torch.tensor(seeds, device=device), prompt_width=width)
         output = self.model.generate(
             input_ids=input_ids.to(device),
             attention_mask=attention.to(device),
-            do_sample=not greedy,
-            temperature=None if greedy else sampling.temperature,
-            top_p=None if greedy else sampling.top_p,
+            do_sample=False,
+            logits_processor=LogitsProcessorList([chooser]),
+            temperature=None,  # the model's own sampling defaults would warn beside do_sample=False
+            top_p=None,
             top_k=None,
             max_new_tokens=sampling.max_new_tokens,
             eos_token_id=self.stop_ids,

@@ -55,7 +55,7 @@ class VLLMGenerator:
         """vLLM evicts cached blocks itself (least recently used first)."""
 
     def generate(
-        self, prompts: list[list[int]], sampling: SamplingSettings, seed: int, keys: list[str] | None = None
+        self, prompts: list[list[int]], sampling: SamplingSettings, seeds: list[int], keys: list[str] | None = None
     ) -> list[Generation]:
         if not prompts:
             return []
@@ -63,18 +63,18 @@ class VLLMGenerator:
         from vllm.inputs import TokensPrompt
 
         greedy = sampling.temperature <= 0
-        # One seed per request, derived from the call's seed and the prompt's place: a call is
-        # reproducible whatever order vLLM schedules its requests in.
+        # Each request with its own seed (vLLM's per-request generator): reproducible whatever order
+        # vLLM schedules requests in, though not the same draws as the in-house engines' noise.
         parameters = [
             SamplingParams(
                 temperature=0.0 if greedy else sampling.temperature,
                 top_p=1.0 if greedy else sampling.top_p,
                 max_tokens=sampling.max_new_tokens,
                 stop_token_ids=self.stop_ids,
-                seed=None if greedy else seed * 1_000_003 + index,
+                seed=None if greedy else seed,
                 detokenize=False,
             )
-            for index in range(len(prompts))
+            for seed in seeds
         ]
         outputs = self.llm.generate(
             [TokensPrompt(prompt_token_ids=list(prompt)) for prompt in prompts], parameters, use_tqdm=False
