@@ -1,11 +1,12 @@
 """One forward pass through a decoder's own layers, with an attention mask built once by the caller.
 
 The generation engine calls the model once per decode step, and for a small model transformers'
-work around the layers (turning a 2D padding mask into a 4D one, output records, wrappers) costs as
-much as the layers: 17.6 ms against 13.0 ms a step for 64 rows of the default ``tiny`` on CPU
-(``benchmarks/decode_forward.py``). This module runs the same modules in the same order (the
-embedding, the rotary embedding, each decoder layer, the final norm, the head) with a boolean 4D mask
-the caller keeps up to date, so the logits are those of ``model(...)`` bit for bit (a test checks).
+work around the layers (turning a 2D padding mask into a 4D one, output records, wrappers) is a
+good part of a step: for the default ``tiny`` on CPU a step takes 1.2-1.7x as long through
+``model(...)`` at 1 row, 1.0-1.1x at 64 (``benchmarks/decode_forward.py``). This module runs the
+same modules in the same order (the embedding, the rotary embedding, each decoder layer, the final
+norm, the head) with a boolean 4D mask the caller keeps up to date, and passes no mask where
+transformers would pass none, so the logits are those of ``model(...)`` bit for bit (tests check).
 Only decoders whose top-level forward is exactly that sequence qualify (:data:`DIRECT_MODEL_TYPES`);
 any other model takes ``model(...)``.
 """
