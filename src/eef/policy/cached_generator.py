@@ -150,16 +150,16 @@ class _Batch:
         for size in group_sizes or [rows]:
             groups.append((first, first + size, max(fresh[first : first + size])))
             first += size
-        padded = [width for first, last, width in groups for _ in range(first, last)]  # each row's group width
-        end = max(cached + width for cached, width in zip(reuse, padded, strict=True))
+        group_width = [width for first, last, width in groups for _ in range(first, last)]  # per row
+        end = max(cached + width for cached, width in zip(reuse, group_width, strict=True))
         capacity = end + self.decode_steps
         self.cache.layers: list[_GrowingLayer] = [_GrowingLayer(rows, capacity, end) for _ in self.cache.layers]
         columns = torch.zeros((rows, capacity), dtype=torch.bool)
-        for row, (cached, count, width) in enumerate(zip(reuse, fresh, padded, strict=True)):
+        for row, (cached, count, width) in enumerate(zip(reuse, fresh, group_width, strict=True)):
             columns[row, end - width - cached : end - width] = True
             columns[row, end - count : end] = True
         if any(reuse):
-            self._load_prefixes(donors, [end - width for width in padded])
+            self._load_prefixes(donors, [end - width for width in group_width])
         self.columns = columns.to(device)
         logits = []
         for first, last, width in groups:
@@ -386,11 +386,11 @@ class CachedGenerator:
         logits = batch.prefill([arrays[i] for i in order], [donors[i] for i in order], group_sizes)
         rows = [_Row(request=i, tokens=arrays[i], generated=[]) for i in order]
         generated = [row.generated for row in sorted(rows, key=lambda row: row.request)]  # filled in place
+        row_seeds = torch.tensor([seeds[row.request] for row in rows], device=logits.device)
         ended_since_compaction = 0
-        while True:
-            row_seeds = torch.tensor([seeds[row.request] for row in rows], device=logits.device)
-            steps = torch.tensor([len(row.generated) for row in rows], device=logits.device)
-            chosen = choose_tokens(logits, sampling, row_seeds, steps).tolist()
+        for step in range(sampling.max_new_tokens):
+            # Every live row chooses its token number ``step`` (ended rows' choices are ignored).
+            chosen = choose_tokens(logits, sampling, row_seeds, torch.full_like(row_seeds, step)).tolist()
             ended: list[int] = []
             for position, (row, token) in enumerate(zip(rows, chosen, strict=True)):
                 if row.done:
@@ -410,6 +410,7 @@ class CachedGenerator:
                 keep = [position for position, row in enumerate(rows) if not row.done]
                 batch.keep(keep)
                 rows = [rows[position] for position in keep]
+                row_seeds = row_seeds[keep]
                 chosen = [chosen[position] for position in keep]
                 ended_since_compaction = 0
             next_tokens = torch.tensor(
