@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from peft import PeftModel
 from pydantic import BaseModel, ConfigDict, Field, computed_field
-from transformers import DataCollatorForSeq2Seq, Trainer, TrainerCallback, TrainingArguments
+from transformers import DataCollatorForSeq2Seq, PrinterCallback, Trainer, TrainerCallback, TrainingArguments
 
 from eef.console import quiet
 from eef.errors import UserError
@@ -125,6 +125,10 @@ def train_sft(policy: Policy, trajectories: list[Trajectory], settings: SFTSetti
         processing_class=policy.tokenizer,
         callbacks=[_LogLastStep()],
     )
+    if quiet():
+        # Without progress bars the Trainer prints every log entry as a dict (hundreds of lines in a
+        # run's log); the losses are in the result, and in TensorBoard with report_to.
+        trainer.remove_callback(PrinterCallback)
     train_began = time.perf_counter()
     # The Trainer prints its log lines to stdout; stdout is for results.
     with redirect_stdout(sys.stderr):
