@@ -16,6 +16,7 @@ from collections.abc import Callable
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
+from eef.allocator import keep_freed_memory
 from eef.errors import UserError
 from eef.policy.models import Policy, load_policy, load_tokenizer, resolve_dtype
 from eef.policy.smollm2 import smollm2_folder
@@ -75,7 +76,9 @@ def machine() -> str:
 
 
 def run_script(main: Callable[[], None]) -> None:
-    """``main()``, ending with one line instead of a traceback on bad input (a wrong --model, say)."""
+    """``main()``, ending with one line instead of a traceback on bad input (a wrong --model, say).
+    Memory is kept for reuse as ``eef`` keeps it (every engine measured runs in this one process)."""
+    keep_freed_memory()
     try:
         main()
     except UserError as err:

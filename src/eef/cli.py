@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from eef import console
+from eef.allocator import keep_freed_memory
 from eef.errors import IncompleteError, UserError
 
 
@@ -325,6 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    keep_freed_memory()
     handler: Callable[[argparse.Namespace], None] = args.handler
     try:
         handler(args)
