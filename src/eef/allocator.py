@@ -4,8 +4,8 @@ A batched rollout allocates and frees tensors of tens of megabytes on every forw
 activations, masks, cache buffers). glibc serves blocks above its mmap threshold (at most 32 MiB,
 adjusted as it goes) with fresh pages and gives freed memory above its trim threshold back to the
 system, so the next tensor of that size faults on every 4 KiB page it touches: 120,000-220,000 page
-faults per 64-episode rollout of the default ``tiny`` on CPU, against none once both thresholds are
-raised (docs/performance.md). One-episode generation allocates little and is unaffected.
+faults per 64-episode rollout of the default ``tiny`` on CPU, against a few dozen once both
+thresholds are raised (docs/performance.md). One-episode generation allocates little and is unaffected.
 """
 
 from __future__ import annotations
