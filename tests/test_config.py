@@ -31,6 +31,10 @@ def test_overrides_reach_nested_keys_and_named_methods():
         ("bogus: 1\n", "bogus"),
         ("methods: [{name: a, kind: eef, experts: [gpt9]}]\n", "gpt9"),
         ("methods: [{name: a, kind: rft}, {name: a, kind: eef}]\n", "unique"),
+        ("rollout: {batch_size: 0}\n", "rollout.batch_size"),
+        ("rollout: {explore: {top_p: 1.5}}\n", "rollout.explore.top_p"),
+        ("rollout: {evaluate: {temperature: -1}}\n", "rollout.evaluate.temperature"),
+        ("env: {dev_tasks: 0}\n", "env.dev_tasks"),
     ],
 )
 def test_bad_configs_are_user_errors(tmp_path: Path, text: str, needle: str):
@@ -38,6 +42,11 @@ def test_bad_configs_are_user_errors(tmp_path: Path, text: str, needle: str):
     path.write_text(text)
     with pytest.raises(UserError, match=needle):
         load_config(path, [])
+
+
+def test_a_bad_value_set_on_the_command_line_is_named_as_set():
+    with pytest.raises(UserError, match=r"^--set rollout.batch_size=-1: rollout.batch_size: .*greater than"):
+        load_config(default_config_path(), ["iterations=1", "rollout.batch_size=-1"])
 
 
 def test_bad_override_index():

@@ -20,11 +20,11 @@ class Strict(BaseModel):
 class EnvConfig(Strict):
     name: str = "shop"
     options: dict[str, Any] = Field(default_factory=dict)
-    train_tasks: int | None = 300  # the first N tasks of each split (None: all)
+    train_tasks: int | None = Field(default=300, ge=1)  # the first N tasks of each split (None: all)
     # RFT and EEF explore the first N training tasks (None: all of train_tasks); the expert runs on all.
-    explore_tasks: int | None = None
-    dev_tasks: int | None = 100
-    test_tasks: int | None = 200
+    explore_tasks: int | None = Field(default=None, ge=1)
+    dev_tasks: int | None = Field(default=100, ge=1)
+    test_tasks: int | None = Field(default=200, ge=1)
 
 
 class ModelConfig(Strict):
@@ -33,15 +33,15 @@ class ModelConfig(Strict):
 
 
 class SamplingConfig(Strict):
-    temperature: float = 1.0
-    top_p: float = 1.0
-    max_new_tokens: int = 48
+    temperature: float = Field(default=1.0, ge=0.0)  # 0: greedy
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    max_new_tokens: int = Field(default=48, ge=1)
 
 
 class RolloutConfig(Strict):
     explore: SamplingConfig = Field(default_factory=SamplingConfig)
     evaluate: SamplingConfig = Field(default_factory=lambda: SamplingConfig(temperature=0.0))
-    batch_size: int = 64
+    batch_size: int = Field(default=64, ge=1)
     # Keep each episode's keys and values between turns and share the recorded prefix of restarts
     # (identical greedy results; false: re-encode every prompt, as the naive engine does).
     prefix_reuse: bool = True
@@ -53,8 +53,8 @@ class RolloutConfig(Strict):
     # where generation leaves the CPU cores to the environments; on a CPU they compete for the same cores.
     overlap_steps: bool | Literal["auto"] = "auto"
     vllm_gpu_memory: float = Field(default=0.5, gt=0, lt=1)  # share of GPU memory vLLM may take
-    max_context_tokens: int = 2048
-    max_invalid_actions: int = 3
+    max_context_tokens: int = Field(default=2048, ge=1)
+    max_invalid_actions: int = Field(default=3, ge=1)
 
 
 class MethodConfig(Strict):
@@ -162,7 +162,9 @@ def load_config(path: Path | None, overrides: list[str], defaults: dict[str, Any
     except ValidationError as err:
         first = err.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "config"
-        raise UserError(f"{source}: {where}: {first['msg']}") from None
+        # The value came from the last --set of that key (or of a key holding it) where there is one.
+        setting = next((o for o in reversed(overrides) if f"{where}.".startswith(f"{o.partition('=')[0]}.")), None)
+        raise UserError(f"{f'--set {setting}' if setting else source}: {where}: {first['msg']}") from None
 
 
 def default_config_path() -> Path:
