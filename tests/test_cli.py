@@ -68,6 +68,24 @@ def test_bad_config_value(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize(
+    ("command", "flag", "value"),
+    [
+        ("train", "--epochs", "0"),
+        ("train", "--batch-size", "0"),
+        ("eval", "--batch-size", "0"),
+        ("eval", "--temperature", "-1"),
+        ("eval", "--max-new-tokens", "0"),
+    ],
+)
+def test_out_of_bounds_numbers_name_their_flag(tmp_path, command, flag, value):
+    # Checked before any data or model is read: the files need not exist.
+    files = ["--data", str(tmp_path / "none.jsonl"), "--out", str(tmp_path / "out")]
+    target = files if command == "train" else ["tiny"]
+    assert_user_error(eef(command, *target, flag, value), f"{flag}: Input should be greater")
+    assert not (tmp_path / "out").exists()
+
+
 def test_collect_writes_trajectories_and_summary(tmp_path):
     out = tmp_path / "expert.jsonl"
     result = eef("collect", "--limit", "30", "--out", str(out), "--json")

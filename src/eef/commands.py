@@ -4,9 +4,23 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
 
 from eef.errors import UserError
+
+SettingsModel = TypeVar("SettingsModel", bound=BaseModel)
+
+
+def _from_flags(settings: type[SettingsModel], **values: Any) -> SettingsModel:
+    """``settings`` from command-line values named as its fields; a value out of bounds is a UserError
+    that names its flag (``batch_size`` -> ``--batch-size``)."""
+    try:
+        return settings(**values)
+    except ValidationError as err:
+        first = err.errors()[0]
+        raise UserError(f"--{str(first['loc'][0]).replace('_', '-')}: {first['msg']}") from None
 
 
 def train(args: argparse.Namespace) -> dict[str, Any]:
@@ -17,6 +31,16 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     from eef.storage import read_trajectories
     from eef.training.sft import SFTSettings, train_sft
 
+    settings = _from_flags(
+        SFTSettings,
+        epochs=args.epochs,
+        learning_rate=args.learning_rate or (2e-3 if args.model == "tiny" else 2e-5),
+        batch_size=args.batch_size,
+        gradient_accumulation=args.gradient_accumulation,
+        max_length=args.max_length,
+        seed=args.seed,
+        lora=LoraSettings() if args.lora else None,
+    )
     data = read_trajectories(Path(args.data))
     if args.successes_only:
         data = [t for t in data if t.success]
@@ -30,15 +54,6 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         tokenizer_terms=suite.atomic_terms(),
         dtype=training_dtype(args.dtype),
         seed=args.seed,
-    )
-    settings = SFTSettings(
-        epochs=args.epochs,
-        learning_rate=args.learning_rate or (2e-3 if args.model == "tiny" else 2e-5),
-        batch_size=args.batch_size,
-        gradient_accumulation=args.gradient_accumulation,
-        max_length=args.max_length,
-        seed=args.seed,
-        lora=LoraSettings() if args.lora else None,
     )
     result = train_sft(policy, data, settings, Path(args.out))
     return {
@@ -56,6 +71,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def evaluate_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
+    from eef.config import RolloutConfig, SamplingConfig
     from eef.envs.registry import get_suite
     from eef.evaluate import evaluate, save_evaluation
     from eef.policy.engine import SamplingSettings, make_generator
@@ -64,12 +80,15 @@ def evaluate_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
 
     if args.limit is not None and args.limit <= 0:
         raise UserError(f"--limit must be positive, got {args.limit}")
+    # The bounds a run's config puts on the same settings.
+    sampling = _from_flags(SamplingConfig, temperature=args.temperature, max_new_tokens=args.max_new_tokens)
+    _from_flags(RolloutConfig, batch_size=args.batch_size)
     suite = get_suite(args.env, **dict(args.env_options))
     suite.tasks(args.split)  # an unknown split fails here, before a model is loaded
     texts = [suite.instruction] if args.model == "tiny" else None
     policy = load_policy(args.model, tokenizer_texts=texts, tokenizer_terms=suite.atomic_terms(), seed=args.seed)
     settings = RolloutSettings(
-        sampling=SamplingSettings(temperature=args.temperature, max_new_tokens=args.max_new_tokens),
+        sampling=SamplingSettings(temperature=sampling.temperature, max_new_tokens=sampling.max_new_tokens),
         batch_size=args.batch_size,
     )
     generator = make_generator(policy.model, policy.tokenizer)
