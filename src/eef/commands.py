@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from eef.errors import UserError
+from eef.errors import UserError, first_problem
 
 SettingsModel = TypeVar("SettingsModel", bound=BaseModel)
 
@@ -19,8 +19,8 @@ def _from_flags(settings: type[SettingsModel], **values: Any) -> SettingsModel:
     try:
         return settings(**values)
     except ValidationError as err:
-        first = err.errors()[0]
-        raise UserError(f"--{str(first['loc'][0]).replace('_', '-')}: {first['msg']}") from None
+        field, problem = first_problem(err)
+        raise UserError(f"--{field.replace('_', '-')}: {problem}") from None
 
 
 def train(args: argparse.Namespace) -> dict[str, Any]:

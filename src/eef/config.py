@@ -8,7 +8,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from eef.errors import UserError
+from eef.errors import UserError, first_problem
 from eef.experts.llm import SPEC_PREFIX, LLMExpertSettings
 from eef.training.sft import SFTSettings
 
@@ -160,11 +160,10 @@ def load_config(path: Path | None, overrides: list[str], defaults: dict[str, Any
     try:
         return RunConfig.model_validate(data)
     except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "config"
+        where, problem = first_problem(err, "config")
         # The value came from the last --set of that key (or of a key holding it) where there is one.
         setting = next((o for o in reversed(overrides) if f"{where}.".startswith(f"{o.partition('=')[0]}.")), None)
-        raise UserError(f"{f'--set {setting}' if setting else source}: {where}: {first['msg']}") from None
+        raise UserError(f"{f'--set {setting}' if setting else source}: {where}: {problem}") from None
 
 
 def default_config_path() -> Path:

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from eef.errors import UserError
+from eef.errors import UserError, first_problem
 from eef.types import Trajectory
 
 Record = TypeVar("Record", bound=BaseModel)
@@ -106,10 +106,9 @@ def iter_jsonl(path: Path, model: type[Record], *, drop_torn_tail: bool = False)
         try:
             yield model.model_validate(data)
         except ValidationError as err:
-            first = err.errors()[0]
-            where = ".".join(str(part) for part in first["loc"]) or "record"
+            where, problem = first_problem(err, "record")
             raise UserError(
-                f"{path}:{number}: invalid {model.__name__} record: {where}: {first['msg']}; fix or remove that line"
+                f"{path}:{number}: invalid {model.__name__} record: {where}: {problem}; fix or remove that line"
             ) from None
 
 

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from eef.envs.base import Environment
-from eef.errors import UserError
+from eef.errors import UserError, first_problem
 from eef.experts.base import Expert, ExpertEpisode, ExpertUnavailable
 from eef.seeding import derive_seed
 from eef.storage import append_jsonl, ends_with_newline, read_jsonl, write_jsonl
@@ -103,8 +103,8 @@ def settings_from_spec(spec: str, **options: Any) -> tuple[str, LLMExpertSetting
     try:
         return name, LLMExpertSettings(model=model, **{k: v for k, v in options.items() if v is not None})
     except ValidationError as err:
-        first = err.errors()[0]
-        raise UserError(f"expert {spec!r}: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+        where, problem = first_problem(err)
+        raise UserError(f"expert {spec!r}: {where}: {problem}") from None
 
 
 def cache_path(out: Path) -> Path:

@@ -29,7 +29,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from eef.envs.shop.schema import DEFAULT_PRICE, Product
-from eef.errors import UserError
+from eef.errors import UserError, first_problem
 
 DATA_ENV_VAR = "EEF_WEBSHOP_DATA"
 PROCESSED_PRODUCTS = "products.jsonl"
@@ -111,9 +111,8 @@ def read_webshop_data(
         try:
             products.append(Product.model_validate(record))
         except ValidationError as err:
-            problem = err.errors()[0]
-            where = ".".join(str(part) for part in problem["loc"])
-            raise UserError(f"{products_path}: product {index} ({asin}): {where}: {problem['msg']}") from None
+            where, problem = first_problem(err)
+            raise UserError(f"{products_path}: product {index} ({asin}): {where}: {problem}") from None
         if record.get("instructions"):
             embedded_human[asin] = [_human(item, products_path) for item in record["instructions"]]
     if not products:
