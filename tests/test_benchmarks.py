@@ -58,3 +58,8 @@ def test_training_benchmark_groups_batches_with_less_padding():
     }
     assert set(padding) == {"naive", "ours"}, output
     assert padding["ours"] < padding["naive"], output
+
+
+def test_prompt_encoding_benchmark_gives_whole_tokenisations_ids():
+    output = run_script("prompt_encoding.py", "--tokenizer", "tiny", "--episodes", "8", "--repeats", "1")
+    assert "identical ids: yes" in output and "ours/naive" in output, output

@@ -15,7 +15,7 @@ from eef.envs.base import Environment, Suite, restore_points
 from eef.policy.engine import SamplingSettings, TurnGenerator
 from eef.react import INVALID_TURN, parse_action
 from eef.seeding import derive_seed
-from eef.training.tokenize import encode_prompts
+from eef.training.tokenize import PromptEncoder
 from eef.types import Message, StartState, Task, Termination, Trajectory
 
 
@@ -95,6 +95,7 @@ class RolloutEngine:
         self.generator = generator
         self.settings = settings
         self.origin = origin
+        self.prompts = PromptEncoder(generator.tokenizer)
 
     def run(
         self,
@@ -180,7 +181,9 @@ class RolloutEngine:
 
     def _generate_turns(self, live: list[_Episode]) -> list[tuple[_Episode, str]]:
         """The next turn of each live episode (an episode whose prompt no longer fits ends instead)."""
-        prompts = encode_prompts(self.generator.tokenizer, [episode.messages for episode in live])
+        prompts = self.prompts.encode(
+            [episode.messages for episode in live], [self._trajectory_id(episode.start) for episode in live]
+        )
         stepping = []
         for episode, prompt in zip(live, prompts, strict=True):
             if len(prompt) + self.settings.sampling.max_new_tokens > self.settings.max_context_tokens:
@@ -216,6 +219,7 @@ class RolloutEngine:
         for episode in ended:
             episode.env.close()
             self.generator.release(self._trajectory_id(episode.start))
+            self.prompts.forget(self._trajectory_id(episode.start))
         return [self._record(episode) for episode in ended]
 
     def _step(self, episode: _Episode, turn_text: str) -> None:

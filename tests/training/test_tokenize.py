@@ -1,11 +1,14 @@
 import pytest
+from tokenizers import AddedToken
 
 from eef.errors import UserError
 from eef.policy.models import load_policy
 from eef.policy.tiny import build_tiny_tokenizer
 from eef.training.tokenize import (
     IGNORE_INDEX,
+    PromptEncoder,
     chat_messages,
+    cut_markers,
     encode_messages,
     encode_prompt,
     encode_prompts,
@@ -114,6 +117,44 @@ def test_prompt_is_the_conversation_plus_the_agent_header(tiny_tokenizer):
 def test_prompts_of_many_conversations_are_each_ones_prompt(tiny_tokenizer):
     conversations = [CONVERSATION[:2], CONVERSATION[:4], CONVERSATION[:1]]
     assert encode_prompts(tiny_tokenizer, conversations) == [encode_prompt(tiny_tokenizer, c) for c in conversations]
+
+
+def check_prompt_encoder(tokenizer) -> None:
+    """Two conversations grown turn by turn, one rewritten midway: every prompt as whole tokenisation gives it."""
+    encoder = PromptEncoder(tokenizer)
+    assert encoder.markers, "the incremental path must be the one tested"
+    other = [*CONVERSATION[:3], Message(role="user", content="  spaces [SEP] around <|end|> a marker  \n")]
+    rewritten = [CONVERSATION[0], Message(role="user", content="A different start")]
+    for turn, length in enumerate((2, 4, 6, 8)):
+        conversations = [CONVERSATION[:length], other if turn else other[:2]]
+        keys = ["a", "b"]
+        if turn == 2:
+            conversations.append(rewritten)
+            keys.append("a-again")
+            conversations[0] = rewritten + CONVERSATION[2:length]  # no longer extends what "a" kept
+        assert encoder.encode(conversations, keys) == encode_prompts(tokenizer, conversations)
+    encoder.forget("a")
+    assert encoder.encode([CONVERSATION], ["a"]) == encode_prompts(tokenizer, [CONVERSATION])
+
+
+def test_prompt_encoder_gives_the_ids_of_whole_tokenisation_turn_after_turn(tiny_tokenizer):
+    check_prompt_encoder(tiny_tokenizer)
+
+
+@pytest.mark.slow
+def test_smollm2_prompt_encoder_gives_the_ids_of_whole_tokenisation(smollm2_tokenizer):
+    check_prompt_encoder(smollm2_tokenizer)
+
+
+def test_special_tokens_that_eat_whitespace_are_not_cut_before():
+    tokenizer = build_tiny_tokenizer([m.content for m in CONVERSATION], vocab_size=400)
+    tokenizer.add_special_tokens({"additional_special_tokens": [AddedToken("<|note|>", lstrip=True, special=True)]})
+    tokenizer.chat_template = tokenizer.chat_template.replace("'<|end|>\\n' }}", "'<|end|>\\n <|note|>' }}")
+    assert "<|note|>" in tokenizer.apply_chat_template(chat_messages(CONVERSATION[:2]), tokenize=False)
+    assert "<|note|>" not in cut_markers(tokenizer) and "<|end|>" in cut_markers(tokenizer)
+    encoder = PromptEncoder(tokenizer)
+    for length in (2, 4, 6):
+        assert encoder.encode([CONVERSATION[:length]], ["a"]) == encode_prompts(tokenizer, [CONVERSATION[:length]])
 
 
 def test_end_of_turn_token(tiny_tokenizer):

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 
+from jinja2 import TemplateError
 from transformers import PreTrainedTokenizerBase
 
 from eef.errors import UserError
@@ -58,6 +59,87 @@ def encode_prompts(tokenizer: PreTrainedTokenizerBase, conversations: Sequence[S
     encodes a batch on all cores: half the time of one call per conversation for 64 of them)."""
     texts = [_render(tokenizer, chat_messages(messages), generation_prompt=True) for messages in conversations]
     return tokenizer(texts, add_special_tokens=False)["input_ids"]
+
+
+class PromptEncoder:
+    """:func:`encode_prompts` for conversations that grow turn by turn, tokenising only what is new.
+
+    A conversation's next prompt renders as its previous prompt plus the agent's reply and the next
+    observation. The ids of its previous text up to the last special token in it are kept, and only
+    the rest is tokenised (the reply, the observation, the template's headers): each token once per
+    conversation, instead of the whole history every turn. A tokenizer splits a text at special tokens
+    before anything else, so the ids are those of tokenising the whole text; :func:`cut_markers`
+    checks that once per tokenizer, and where it does not hold, or a conversation's text no longer
+    begins with what was kept of it, the text is tokenised whole.
+
+    ``encode(conversations, keys)``: ``keys[i]`` names conversation i; ``forget(key)`` drops what
+    was kept of it (an ended episode)."""
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase):
+        self.tokenizer = tokenizer
+        self.markers = cut_markers(tokenizer)
+        self._kept: dict[str, tuple[str, list[int]]] = {}  # key -> (text up to a cut, its ids)
+
+    def encode(self, conversations: Sequence[Sequence[Message]], keys: Sequence[str]) -> list[list[int]]:
+        texts = [_render(self.tokenizer, chat_messages(messages), generation_prompt=True) for messages in conversations]
+        if not self.markers:
+            return self.tokenizer(texts, add_special_tokens=False)["input_ids"]
+        heads, tails, cuts = [], [], []
+        for key, text in zip(keys, texts, strict=True):
+            head, head_ids = self._kept.get(key, ("", []))
+            if not text.startswith(head):
+                head, head_ids = "", []
+            tail = text[len(head) :]
+            heads.append((head, head_ids))
+            tails.append(tail)
+            # The next cut: the tail's last special token (not its first character, which may be one already).
+            cuts.append(max(0, *(tail.rfind(marker, 1) for marker in self.markers)))
+        pieces = [piece for tail, cut in zip(tails, cuts, strict=True) for piece in (tail[:cut], tail[cut:])]
+        piece_ids = self.tokenizer(pieces, add_special_tokens=False)["input_ids"]
+        prompts = []
+        for index, (key, (head, head_ids)) in enumerate(zip(keys, heads, strict=True)):
+            before_cut, after_cut = piece_ids[2 * index], piece_ids[2 * index + 1]
+            self._kept[key] = (head + tails[index][: cuts[index]], head_ids + before_cut)
+            prompts.append(head_ids + before_cut + after_cut)
+        return prompts
+
+    def forget(self, key: str) -> None:
+        self._kept.pop(key, None)
+
+
+def cut_markers(tokenizer: PreTrainedTokenizerBase) -> tuple[str, ...]:
+    """The special tokens a text can be cut before without changing its ids, or none.
+
+    A special token splits the text before the tokenizer looks at anything else, unless it also eats
+    the whitespace before it (``lstrip``), is matched after normalisation, or lies inside a longer
+    added token; a probe conversation, cut before each of them, must give the ids it gives whole."""
+    added = list(tokenizer.added_tokens_decoder.values())
+    markers = tuple(token.content for token in added if token.special and not token.lstrip and not token.normalized)
+    contents = [token.content for token in added]
+    if any(marker in content and marker != content for marker in markers for content in contents):
+        return ()
+    chat = [
+        {"role": "system", "content": "Probe the cuts.  "},
+        {"role": "user", "content": " Observation:\n  a [SEP] b\n"},
+        {"role": "assistant", "content": _PROBE},
+        {"role": "user", "content": "\tNext observation "},
+    ]
+    try:
+        text = _render(tokenizer, chat, generation_prompt=True)
+    except TemplateError:  # a template that takes no system message: probe without one
+        text = _render(tokenizer, chat[1:], generation_prompt=True)
+    starts = sorted({0, len(text), *(i for marker in markers for i in _occurrences(text, marker))})
+    pieces = tokenizer([text[a:b] for a, b in pairwise(starts)], add_special_tokens=False)["input_ids"]
+    whole = tokenizer(text, add_special_tokens=False)["input_ids"]
+    return markers if [token for piece in pieces for token in piece] == whole else ()
+
+
+def _occurrences(text: str, part: str) -> list[int]:
+    found, start = [], text.find(part)
+    while start != -1:
+        found.append(start)
+        start = text.find(part, start + 1)
+    return found
 
 
 def encode_messages(tokenizer: PreTrainedTokenizerBase, messages: Sequence[Message], max_length: int) -> Encoded:
