@@ -146,9 +146,10 @@ def test_smollm2_prompt_encoder_gives_the_ids_of_whole_tokenisation(smollm2_toke
     check_prompt_encoder(smollm2_tokenizer)
 
 
-def test_special_tokens_that_eat_whitespace_are_not_cut_before():
+@pytest.mark.parametrize("flag", ["lstrip", "single_word"])
+def test_special_tokens_matched_by_what_precedes_them_are_not_cut_before(flag):
     tokenizer = build_tiny_tokenizer([m.content for m in CONVERSATION], vocab_size=400)
-    tokenizer.add_special_tokens({"additional_special_tokens": [AddedToken("<|note|>", lstrip=True, special=True)]})
+    tokenizer.add_special_tokens({"additional_special_tokens": [AddedToken("<|note|>", special=True, **{flag: True})]})
     tokenizer.chat_template = tokenizer.chat_template.replace("'<|end|>\\n' }}", "'<|end|>\\n <|note|>' }}")
     assert "<|note|>" in tokenizer.apply_chat_template(chat_messages(CONVERSATION[:2]), tokenize=False)
     assert "<|note|>" not in cut_markers(tokenizer) and "<|end|>" in cut_markers(tokenizer)

@@ -111,10 +111,15 @@ def cut_markers(tokenizer: PreTrainedTokenizerBase) -> tuple[str, ...]:
     """The special tokens a text can be cut before without changing its ids, or none.
 
     A special token splits the text before the tokenizer looks at anything else, unless it also eats
-    the whitespace before it (``lstrip``), is matched after normalisation, or lies inside a longer
-    added token; a probe conversation, cut before each of them, must give the ids it gives whole."""
+    the whitespace before it (``lstrip``), matches only as a whole word (which depends on what
+    precedes it), is matched after normalisation, or lies inside a longer added token; a probe
+    conversation, cut before each of them, must give the ids it gives whole."""
     added = list(tokenizer.added_tokens_decoder.values())
-    markers = tuple(token.content for token in added if token.special and not token.lstrip and not token.normalized)
+    markers = tuple(
+        token.content
+        for token in added
+        if token.special and not (token.lstrip or token.single_word or token.normalized)
+    )
     contents = [token.content for token in added]
     if any(marker in content and marker != content for marker in markers for content in contents):
         return ()
