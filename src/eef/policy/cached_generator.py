@@ -206,13 +206,14 @@ class _Batch:
         """Each row's reusable prefix, ending at column ``ends[row]``: one gather per layer for all rows."""
         used = [(row, donor, length) for row, (donor, length) in enumerate(donors) if donor is not None and length]
         device = used[0][1].keys[0].device
-        lengths = torch.tensor([length for _, _, length in used])
-        row_index = torch.repeat_interleave(torch.tensor([row for row, _, _ in used]), lengths)
-        # Token j of a prefix of length n ending at column e goes to column e - n + j.
-        first_token = torch.repeat_interleave(lengths.cumsum(0) - lengths, lengths)
-        starts = torch.tensor([ends[row] for row, _, _ in used]) - lengths
-        column_index = torch.repeat_interleave(starts, lengths) + torch.arange(len(row_index)) - first_token
-        row_index, column_index = row_index.to(device), column_index.to(device)
+        lengths = np.array([length for _, _, length in used])
+        rows = np.array([row for row, _, _ in used])
+        # Token j of a prefix of length n ending at column e goes to column e - n + j: with the prefixes
+        # laid end to end, token t of them all (its prefix's first at f) goes to t + (e - n - f).
+        first_token = np.cumsum(lengths) - lengths
+        shift = np.array([ends[row] for row in rows]) - lengths - first_token
+        row_index = torch.from_numpy(np.repeat(rows, lengths)).to(device)
+        column_index = torch.from_numpy(np.arange(lengths.sum()) + np.repeat(shift, lengths)).to(device)
         for index, layer in enumerate(self.cache.layers):
             # Token-major [length, heads, head_dim] slices, as extract stored them: whole blocks to concatenate.
             keys = [donor.keys[index][:, :length].transpose(0, 1) for _, donor, length in used]
