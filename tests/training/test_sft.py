@@ -114,7 +114,7 @@ def test_smollm2_one_sft_step_writes_a_loadable_checkpoint(tmp_path):
     assert turn.strip()
 
 
-def test_loss_at_labelled_positions_equals_the_models_own_loss():
+def test_loss_at_labelled_positions_equals_the_models_own_loss(tmp_path):
     from transformers import TrainingArguments
 
     from eef.training.sft import _LabelledPositionsTrainer
@@ -130,7 +130,7 @@ def test_loss_at_labelled_positions_equals_the_models_own_loss():
         "labels": torch.tensor([e.labels + [-100] * (length - len(e.labels)) for e in encoded]),
     }
     trainer = _LabelledPositionsTrainer(
-        model=policy.model, args=TrainingArguments(output_dir="unused", report_to="none")
+        model=policy.model, args=TrainingArguments(output_dir=str(tmp_path), report_to="none")
     )
     with torch.no_grad():
         ours = trainer.compute_loss(policy.model, inputs)
