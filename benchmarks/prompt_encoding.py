@@ -5,7 +5,7 @@ renders and tokenises each conversation whole, as the engine did before and as E
 ours (``PromptEncoder``) keeps each conversation's ids up to its last special token and tokenises the
 rest. The conversations are an expert's episodes (the environment's first expert by default),
 replayed turn by turn as the engine sees them (all live episodes' prompts in one call per turn); both
-ways must give the same ids. Naive's work grows with the square of an episode's turns, ours linearly.
+ways must give the same ids. Naive's tokenising grows with the square of an episode's turns, ours' linearly.
 
     .venv/bin/python benchmarks/prompt_encoding.py --tokenizer tiny
     .venv/bin/python benchmarks/prompt_encoding.py --tokenizer smollm2-135m
