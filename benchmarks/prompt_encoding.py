@@ -33,9 +33,10 @@ Turns = list[tuple[list[list[Message]], list[str]]]  # per turn: the live conver
 
 def turns_of(trajectories: list[Trajectory]) -> Turns:
     """Each turn's prompts as the engine builds them: every conversation still going, up to the agent's next reply."""
+    replies = {t.id: sum(m.role == "assistant" for m in t.messages) for t in trajectories}
     turns: Turns = []
-    for turn in range(max(sum(m.role == "assistant" for m in t.messages) for t in trajectories)):
-        live = [t for t in trajectories if sum(m.role == "assistant" for m in t.messages) > turn]
+    for turn in range(max(replies.values())):
+        live = [t for t in trajectories if replies[t.id] > turn]
         # The agent's reply number ``turn`` follows the system prompt and ``turn + 1`` observations.
         turns.append(([t.messages[: 2 * turn + 2] for t in live], [t.id for t in live]))
     return turns

@@ -218,8 +218,9 @@ class RolloutEngine:
         lane[:] = [episode for episode in lane if episode.termination is None]
         for episode in ended:
             episode.env.close()
-            self.generator.release(self._trajectory_id(episode.start))
-            self.prompts.forget(self._trajectory_id(episode.start))
+            key = self._trajectory_id(episode.start)
+            self.generator.release(key)
+            self.prompts.forget(key)
         return [self._record(episode) for episode in ended]
 
     def _step(self, episode: _Episode, turn_text: str) -> None:

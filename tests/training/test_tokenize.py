@@ -158,6 +158,17 @@ def test_special_tokens_matched_by_what_precedes_them_are_not_cut_before(flag):
         assert encoder.encode([CONVERSATION[:length]], ["a"]) == encode_prompts(tokenizer, [CONVERSATION[:length]])
 
 
+def test_a_special_token_inside_a_longer_added_token_makes_every_prompt_tokenised_whole():
+    tokenizer = build_tiny_tokenizer([m.content for m in CONVERSATION], vocab_size=400)
+    tokenizer.add_tokens([AddedToken("done<|end|>", special=False)])
+    encoder = PromptEncoder(tokenizer)
+    assert encoder.markers == ()
+    other = [*CONVERSATION[:3], Message(role="user", content="done")]
+    for length in (2, 4):
+        conversations = [CONVERSATION[:length], other[:length]]
+        assert encoder.encode(conversations, ["a", "b"]) == encode_prompts(tokenizer, conversations)
+
+
 def test_end_of_turn_token(tiny_tokenizer):
     assert end_of_turn_token_ids(tiny_tokenizer) == [tiny_tokenizer.convert_tokens_to_ids("<|end|>")]
 

@@ -81,9 +81,9 @@ class PromptEncoder:
         self._kept: dict[str, tuple[str, list[int]]] = {}  # key -> (text up to a cut, its ids)
 
     def encode(self, conversations: Sequence[Sequence[Message]], keys: Sequence[str]) -> list[list[int]]:
-        texts = [_render(self.tokenizer, chat_messages(messages), generation_prompt=True) for messages in conversations]
         if not self.markers:
-            return self.tokenizer(texts, add_special_tokens=False)["input_ids"]
+            return encode_prompts(self.tokenizer, conversations)
+        texts = [_render(self.tokenizer, chat_messages(messages), generation_prompt=True) for messages in conversations]
         heads, tails, cuts = [], [], []
         for key, text in zip(keys, texts, strict=True):
             head, head_ids = self._kept.get(key, ("", []))
