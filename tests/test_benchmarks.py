@@ -63,3 +63,18 @@ def test_training_benchmark_groups_batches_with_less_padding():
 def test_prompt_encoding_benchmark_gives_whole_tokenisations_ids():
     output = run_script("prompt_encoding.py", "--tokenizer", "tiny", "--episodes", "8", "--repeats", "1")
     assert "identical ids: yes" in output and "ours/naive" in output, output
+
+
+@pytest.mark.slow
+def test_rollout_profile_times_every_generation_call(small_run):
+    output = run_script(
+        "profile_rollout.py",
+        *("--model", str(small_run / "sft" / "checkpoint"), "--split", "dev", "--episodes", "4"),
+        *("--max-new-tokens", "16", "--turns"),
+    )
+    call_line = re.compile(r"\s*\d+\s+\d+\s+[\d,]+\s+\d+\s+[\d.]+")
+    calls = [line.split() for line in output.splitlines() if call_line.fullmatch(line)]
+    assert calls and calls[0][1] == "4", output  # the first turn serves every episode
+    assert all(int(call[1]) <= 4 and int(call[3]) < 16 for call in calls), output
+    generating, total = map(float, re.search(r"generation calls ([\d.]+) s of ([\d.]+) s", output).groups())
+    assert 0 < generating <= total, output
