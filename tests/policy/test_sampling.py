@@ -3,7 +3,7 @@
 import torch
 
 from eef.policy.engine import SamplingSettings
-from eef.policy.sampling import choose_tokens, nucleus, uniform_noise
+from eef.policy.sampling import choose_tokens, first_maximum, nucleus, uniform_noise
 
 LOGITS = torch.log(torch.tensor([0.5, 0.25, 0.15, 0.07, 0.03]))
 DRAWS = 20_000
@@ -19,6 +19,16 @@ def test_greedy_is_the_argmax():
     logits = torch.randn(6, 50)
     chosen = choose_tokens(logits, SamplingSettings(temperature=0.0), torch.arange(6), torch.zeros(6, dtype=torch.long))
     assert torch.equal(chosen, logits.argmax(dim=-1))
+
+
+def test_first_maximum_is_argmax_on_ties_and_nan():
+    generator = torch.Generator().manual_seed(0)
+    for rows in (1, 7, 64):
+        scores = torch.randint(0, 4, (rows, 300), generator=generator).float()  # many equal maxima
+        scores[0, 11] = float("nan")  # argmax takes a NaN as the maximum
+        for dtype in (torch.float32, torch.bfloat16):
+            assert torch.equal(first_maximum(scores.to(dtype)), scores.to(dtype).argmax(dim=-1))
+    assert first_maximum(torch.zeros(2, 5)).tolist() == [0, 0]
 
 
 def test_draws_follow_the_tempered_distribution():

@@ -63,7 +63,15 @@ def choose_tokens(
     """Each row's next token: the argmax when greedy, else a draw from its tempered, top-p-filtered
     distribution with the noise of its own seed and step."""
     if sampling.temperature <= 0:
-        return logits.argmax(dim=-1)
+        return first_maximum(logits)
     scores = nucleus(logits.float() / sampling.temperature, sampling.top_p)
     gumbel = -torch.log(-torch.log(uniform_noise(seeds, steps, logits.shape[-1])))
-    return (scores + gumbel).argmax(dim=-1)
+    return first_maximum(scores + gumbel)
+
+
+def first_maximum(scores: torch.Tensor) -> torch.Tensor:
+    """Each row's index of its largest score, the first one on ties: ``argmax``'s answer. ``max``
+    over the last dimension gives the same indices (the same rule, documented and checked in
+    tests/policy/test_sampling.py) and on CPU is 1.2-1.8x as fast for 64 rows of a 5,058-token
+    vocabulary (``benchmarks/token_choice.py``): a decode pass chooses for every row."""
+    return scores.max(dim=-1).indices
