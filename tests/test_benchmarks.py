@@ -78,3 +78,9 @@ def test_rollout_profile_times_every_generation_call(small_run):
     assert all(int(call[1]) <= 4 and int(call[3]) < 16 for call in calls), output
     generating, total = map(float, re.search(r"generation calls ([\d.]+) s of ([\d.]+) s", output).groups())
     assert 0 < generating <= total, output
+
+
+def test_token_choice_benchmark_finds_argmaxs_indices():
+    output = run_script("token_choice.py", "--rows", "1,5", "--vocabulary", "300", "--repeats", "2")
+    rows = [line for line in output.splitlines() if line.rstrip().endswith(("same", "DIFFERENT"))]
+    assert len(rows) == 2 and all(line.endswith("same") for line in rows), output
