@@ -28,7 +28,7 @@ def decode_steps(generator: CachedGenerator, rows: int, context: int, steps: int
     vocabulary = generator.model.config.vocab_size
     lengths = random.integers(context // 2, context + 1, size=rows)
     prompts = [random.integers(3, vocabulary, size=int(length)) for length in lengths]
-    batch = _Batch(generator.model, generator.cache_argument, generator.pad_id, decode_steps=steps + 1)
+    batch = _Batch(generator.model, generator.cache_argument, generator.pad_id, decode_columns=steps + 1)
     batch.direct = direct
     logits = [batch.prefill(prompts, [(None, 0)] * rows)]
     tokens = logits[0].argmax(dim=-1)

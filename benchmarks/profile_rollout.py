@@ -3,8 +3,8 @@
 On a GPU, kernels run asynchronously: their time shows at the next synchronisation (a ``tolist``),
 and the Python around them (modules, launches, our bookkeeping) is what the profile splits up.
 ``--turns`` instead times each generation call of a run (one per turn of the live episodes) without
-a profiler: how many episodes it served, the tokens it prefilled and the decode passes it took (its
-longest reply), which shows how much of a rollout the last episodes' turns take.
+a profiler: how many episodes it served, the tokens it prefilled and the decode passes it took,
+which shows how much of a rollout the last episodes' turns take.
 
     .venv/bin/python benchmarks/profile_rollout.py --model runs/default-seed0/sft/checkpoint --episodes 64
     .venv/bin/python benchmarks/profile_rollout.py --model runs/default-seed0/sft/checkpoint --split dev --turns
@@ -32,11 +32,10 @@ class TimedTurns:
         self.calls: list[tuple[int, float, int, float]] = []  # episodes, prefilled, decode passes, seconds
 
     def generate(self, prompts, sampling, seeds, keys=None) -> list[Generation]:
-        began = time.perf_counter()
+        began, passes = time.perf_counter(), self.generator.decode_passes
         generations = self.generator.generate(prompts, sampling, seeds, keys)
         seconds = time.perf_counter() - began
-        # The first token of a reply comes with the prefill; each further one takes a decode pass.
-        passes = max((g.new_tokens for g in generations), default=1) - 1
+        passes = self.generator.decode_passes - passes
         self.calls.append((len(prompts), sum(g.prefilled_tokens for g in generations), passes, seconds))
         return generations
 

@@ -31,7 +31,7 @@ def test_direct_forward_equals_the_model_with_padding_and_a_cache(config):
     expected = model(
         input_ids=input_ids, attention_mask=columns, position_ids=positions, cache=theirs, logits_to_keep=1
     ).logits[:, -1]
-    got = direct_forward(model, input_ids, positions, attention_mask(columns, 0, 6), ours, "cache")
+    got = direct_forward(model, input_ids, positions, attention_mask(columns, 0, 6), ours, "cache")[:, -1]
     assert torch.equal(got, expected)
     # Three decode steps on top of both caches.
     for step in range(3):
@@ -42,7 +42,7 @@ def test_direct_forward_equals_the_model_with_padding_and_a_cache(config):
             input_ids=token, attention_mask=columns, position_ids=position, cache=theirs, logits_to_keep=1
         ).logits[:, -1]
         mask = attention_mask(columns, columns.shape[1] - 1, 1)
-        assert torch.equal(direct_forward(model, token, position, mask, ours, "cache"), expected)
+        assert torch.equal(direct_forward(model, token, position, mask, ours, "cache")[:, -1], expected)
 
 
 @pytest.mark.parametrize("config", [LlamaConfig(**SIZES, num_key_value_heads=2)], ids=["llama-gqa"])
@@ -57,13 +57,14 @@ def test_an_unpadded_row_attends_without_a_mask_as_in_the_model(config):
     ours, theirs = DynamicCache(config=config), DynamicCache(config=config)
     expected = model(input_ids=input_ids, position_ids=positions, cache=theirs, logits_to_keep=1).logits[:, -1]
     assert attention_mask(columns, 0, 40, padded=False) is None
-    got = direct_forward(model, input_ids, positions, attention_mask(columns, 0, 40, padded=False), ours, "cache")
+    mask = attention_mask(columns, 0, 40, padded=False)
+    got = direct_forward(model, input_ids, positions, mask, ours, "cache")[:, -1]
     assert torch.equal(got, expected)
     for step in range(3):
         token, position = torch.randint(1, 97, (1, 1)), torch.tensor([[40 + step]])
         expected = model(input_ids=token, position_ids=position, cache=theirs, logits_to_keep=1).logits[:, -1]
         mask = attention_mask(torch.ones((1, 41 + step), dtype=torch.bool), 40 + step, 1, padded=False)
-        assert torch.equal(direct_forward(model, token, position, mask, ours, "cache"), expected)
+        assert torch.equal(direct_forward(model, token, position, mask, ours, "cache")[:, -1], expected)
 
 
 def test_attention_mask_is_causal_over_the_real_columns():

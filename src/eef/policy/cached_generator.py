@@ -20,6 +20,7 @@ from transformers.cache_utils import DynamicLayer
 from eef.policy.decoder_forward import attention_mask, direct_forward, supports_direct_forward
 from eef.policy.engine import Generation, SamplingSettings, decode_generation, stop_and_pad_ids
 from eef.policy.prefix_cache import CachedSequence, PrefixStore, shared_prefixes
+from eef.policy.prompt_lookup import ContextLookup
 from eef.policy.sampling import choose_tokens
 
 # Rows whose turn has ended keep their place in the batch (and cost a row of compute each step)
@@ -33,6 +34,12 @@ class _Row:
     tokens: np.ndarray  # the prompt
     generated: list[int]
     done: bool = False
+    context: ContextLookup | None = None  # the prompt and the generated tokens, where the call drafts
+
+    def add(self, token: int) -> None:
+        self.generated.append(token)
+        if self.context is not None:
+            self.context.append(token)
 
     def fed(self) -> np.ndarray:
         """The tokens the model has seen: the prompt and every generated token fed back (not the
@@ -134,19 +141,22 @@ class _GrowingLayer(DynamicLayer):
 class _Batch:
     """A batch's cache, attention mask and next positions while it prefills and decodes."""
 
-    def __init__(self, model: PreTrainedModel, cache_argument: str, pad_id: int, decode_steps: int = 0):
+    def __init__(self, model: PreTrainedModel, cache_argument: str, pad_id: int, decode_columns: int = 0):
         self.model = model
         self.cache_argument = cache_argument
         self.pad_id = pad_id
-        self.decode_steps = decode_steps
+        self.decode_columns = decode_columns  # room after the prompts: a column per token fed while decoding
         self.direct = supports_direct_forward(model)
         self.cache = DynamicCache(config=model.config)
         # [rows, capacity]: True where a column holds a real token; the first ``width`` columns are in use.
         self.columns = torch.zeros((0, 0), dtype=torch.bool)
         self.width = 0
-        self.prefill_mask = torch.zeros((0, 0), dtype=torch.bool)  # the columns after prefill, on the CPU
-        self.padded = True  # whether any row has a masked column (known on the CPU, from prefill_mask)
-        self.decoded = 0  # decode steps since prefill: each added a column that every row attends to
+        # The columns on the CPU, so that extract finds each row's without a device sync: those of
+        # the prefill, then those of the decode passes (a pass's rejected drafts are holes).
+        self.prefill_mask = torch.zeros((0, 0), dtype=torch.bool)
+        self.decode_mask = torch.zeros((0, 0), dtype=torch.bool)
+        self.padded = True  # whether any row has a masked column (known on the CPU, from the two masks)
+        self.fed = 0  # tokens fed per row by the last decode pass
         self.next_position = torch.zeros(0, dtype=torch.long)
 
     def prefill(
@@ -172,7 +182,7 @@ class _Batch:
             first += size
         group_width = [width for first, last, width in groups for _ in range(first, last)]  # per row
         end = max(cached + width for cached, width in zip(reuse, group_width, strict=True))
-        capacity = end + self.decode_steps
+        capacity = end + self.decode_columns
         self.cache.layers: list[_GrowingLayer] = [_GrowingLayer(rows, capacity, end) for _ in self.cache.layers]
         columns = torch.zeros((rows, capacity), dtype=torch.bool)
         for row, (cached, count, width) in enumerate(zip(reuse, fresh, group_width, strict=True)):
@@ -196,9 +206,9 @@ class _Batch:
         for layer in self.cache.layers:
             layer.focus(slice(None), end)
         self.width = end
-        self.prefill_mask = columns[:, :end]  # extract finds a row's columns here, without a device sync
+        self.prefill_mask = columns[:, :end]
+        self.decode_mask = torch.zeros((rows, self.decode_columns), dtype=torch.bool)
         self.padded = not bool(self.prefill_mask.all())
-        self.decoded = 0
         self.next_position = torch.tensor([len(p) for p in prompts], dtype=torch.long, device=device)
         return torch.cat(logits)
 
@@ -221,36 +231,63 @@ class _Batch:
             layer.load_prefixes(row_index, column_index, torch.cat(keys), torch.cat(values))
 
     def decode(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Feed one token per row; returns the next logits."""
-        self.decoded += 1
-        self.columns[:, self.width] = True
-        self.width += 1
-        positions = self.next_position.unsqueeze(1)
-        self.next_position = self.next_position + 1
-        return self._forward(tokens.unsqueeze(1), positions, self.width - 1, slice(None), self.padded)
+        """Feed ``tokens`` ``[rows, fed]``: each row's chosen token, then its draft tokens (padded);
+        returns the logits after each, ``[rows, fed, vocabulary]``. Every fed token counts as kept
+        until :meth:`keep_fed` says how many of each row's the row keeps."""
+        self.fed = tokens.shape[1]
+        past, decoded = self.width, self.width - self.prefill_mask.shape[1]
+        self.columns[:, past : past + self.fed] = True
+        self.decode_mask[:, decoded : decoded + self.fed] = True
+        self.width += self.fed
+        positions = self.next_position.unsqueeze(1) + torch.arange(self.fed, device=tokens.device)
+        self.next_position = self.next_position + self.fed
+        padded = self.padded or self.fed > 1
+        return self._forward(tokens, positions, past, slice(None), padded, logits_to_keep=self.fed)
+
+    def keep_fed(self, kept: list[int]) -> None:
+        """How many tokens of the last pass each row keeps (its chosen token and the drafts before the
+        first rejected one): the rest become holes, masked from then on, and the next token of the
+        row takes the position after its last kept one."""
+        real = torch.arange(self.fed) < torch.tensor(kept)[:, None]
+        past = self.width - self.fed
+        decoded = past - self.prefill_mask.shape[1]
+        self.decode_mask[:, decoded : decoded + self.fed] = real
+        self.columns[:, past : self.width] = real.to(self.columns.device)
+        self.padded = self.padded or not bool(real.all())
+        self.next_position = self.next_position - (self.fed - real.sum(dim=1)).to(self.next_position.device)
 
     def _forward(
-        self, input_ids: torch.Tensor, positions: torch.Tensor, past: int, rows: slice, padded: bool
+        self,
+        input_ids: torch.Tensor,
+        positions: torch.Tensor,
+        past: int,
+        rows: slice,
+        padded: bool,
+        logits_to_keep: int = 1,
     ) -> torch.Tensor:
+        """The logits of the last ``logits_to_keep`` positions, ``[rows, logits_to_keep, vocabulary]``."""
         columns = self.columns[rows, : past + input_ids.shape[1]]
         if self.direct:
             mask = attention_mask(columns, past, input_ids.shape[1], padded)
-            return direct_forward(self.model, input_ids, positions, mask, self.cache, self.cache_argument)
+            return direct_forward(
+                self.model, input_ids, positions, mask, self.cache, self.cache_argument, logits_to_keep
+            )
         output = self.model(
             input_ids=input_ids,
             attention_mask=columns,
             position_ids=positions,
             use_cache=True,
-            logits_to_keep=1,
+            logits_to_keep=logits_to_keep,
             **{self.cache_argument: self.cache},
         )
-        return output.logits[:, -1, :].float()
+        return output.logits[:, -logits_to_keep:, :].float()
 
     def extract(self, rows: list[int], token_lists: list[np.ndarray]) -> list[CachedSequence]:
         """The keys and values of each row's real tokens (``token_lists[i]`` for ``rows[i]``, in order),
         gathered with one copy per layer for all rows; each sequence is a view of that copy."""
-        # Real columns: the prefill's unmasked ones, then every decode step's; nonzero lists them row by row.
-        real = torch.cat([self.prefill_mask[rows], self.prefill_mask.new_ones((len(rows), self.decoded))], dim=1)
+        # Real columns: the prefill's and the decode passes' unmasked ones; nonzero lists them row by row.
+        decoded = self.width - self.prefill_mask.shape[1]
+        real = torch.cat([self.prefill_mask[rows], self.decode_mask[rows, :decoded]], dim=1)
         lengths = real.sum(dim=1).tolist()
         expected = [len(tokens) for tokens in token_lists]
         if lengths != expected:
@@ -277,7 +314,9 @@ class _Batch:
             layer.batch_select_indices(index)
         self.columns = self.columns[index]
         self.prefill_mask = self.prefill_mask[rows]
-        self.padded = not bool(self.prefill_mask.all())
+        self.decode_mask = self.decode_mask[rows]
+        decoded = self.width - self.prefill_mask.shape[1]
+        self.padded = not bool(self.prefill_mask.all() and self.decode_mask[:, :decoded].all())
         self.next_position = self.next_position[index]
 
 
@@ -307,13 +346,29 @@ class CachedGenerator:
     longest prefix any kept sequence shares with it, and new conversations that share prefixes among
     themselves (restarts from one recorded trajectory, repeated samples of one start) have those
     prefixes computed once first (``share_prefixes``).
+
+    A call of at most ``draft_rows`` prompts decodes speculatively: each pass also feeds up to
+    ``draft_tokens`` tokens copied from the row's own context (:mod:`eef.policy.prompt_lookup`) and
+    keeps those the model would have chosen itself. The chosen tokens are those of one token per pass
+    (up to the last bits of the logits, as between batch sizes); in few rows a pass costs little more
+    for a few extra tokens, and the turns of the last episodes of a rollout, which no other episode
+    shares a pass with, take fewer passes (docs/performance.md). ``draft_tokens=0`` turns it off.
     """
 
-    def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, share_prefixes: bool = True):
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        share_prefixes: bool = True,
+        draft_tokens: int = 3,
+        draft_rows: int = 16,
+    ):
         self.model = model
         self.tokenizer = tokenizer
         self.stop_ids, self.pad_id = stop_and_pad_ids(tokenizer)
         self.share_prefixes = share_prefixes
+        self.draft_tokens, self.draft_rows = draft_tokens, draft_rows
+        self.decode_passes = 0  # forward passes that decoded, over all calls (for benchmarks)
         self.store = PrefixStore()
         parameters = inspect.signature(model.forward).parameters
         # transformers renamed past_key_values to cache (5.2x); accept both.
@@ -398,25 +453,40 @@ class CachedGenerator:
         sampling: SamplingSettings,
         seeds: list[int],
     ) -> list[list[int]]:
-        batch = _Batch(self.model, self.cache_argument, self.pad_id, decode_steps=sampling.max_new_tokens)
+        drafts = self.draft_tokens if len(arrays) <= self.draft_rows else 0
+        # A pass feeds 1 + drafts columns and keeps at least one token per row: room for the worst case.
+        batch = _Batch(self.model, self.cache_argument, self.pad_id, sampling.max_new_tokens * (1 + drafts))
         fresh = [len(prompt) - length for prompt, (_, length) in zip(arrays, donors, strict=True)]
         order, group_sizes = _prefill_groups(fresh)
         logits = batch.prefill([arrays[i] for i in order], [donors[i] for i in order], group_sizes)
-        rows = [_Row(request=i, tokens=arrays[i], generated=[]) for i in order]
+        rows = [
+            _Row(i, arrays[i], [], context=ContextLookup(arrays[i], sampling.max_new_tokens) if drafts else None)
+            for i in order
+        ]
         generated = [row.generated for row in sorted(rows, key=lambda row: row.request)]  # filled in place
         row_seeds = torch.tensor([seeds[row.request] for row in rows], device=logits.device)
+        row_drafts: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * len(rows)  # fed after each row's token
         ended_since_compaction = 0
-        for step in range(sampling.max_new_tokens):
-            # Every live row chooses its token number ``step`` (ended rows' choices are ignored).
-            chosen = choose_tokens(logits, sampling, row_seeds, torch.full_like(row_seeds, step)).tolist()
+        while True:
+            chosen = self._choose(logits, rows, sampling, row_seeds)
+            kept: list[int] = []  # tokens of the pass each row keeps
             ended: list[int] = []
-            for position, (row, token) in enumerate(zip(rows, chosen, strict=True)):
+            for position, (row, choices, draft) in enumerate(zip(rows, chosen, row_drafts, strict=True)):
+                kept.append(1)
                 if row.done:
                     continue
-                row.generated.append(token)
-                if token in self.stop_ids or len(row.generated) >= sampling.max_new_tokens:
-                    row.done = True
-                    ended.append(position)
+                for index, token in enumerate(choices):
+                    row.add(token)
+                    kept[-1] = index + 1
+                    if token in self.stop_ids or len(row.generated) >= sampling.max_new_tokens:
+                        row.done = True
+                        ended.append(position)
+                        break
+                    # The logits after the next fed token hold only if that draft token is this choice.
+                    if index >= len(draft) or draft[index] != token:
+                        break
+            if batch.fed > 1:  # a pass with drafts (the first choices come from the prefill)
+                batch.keep_fed(kept)
             if ended:
                 fed = [rows[position].fed() for position in ended]
                 for position, sequence in zip(ended, batch.extract(ended, fed), strict=True):
@@ -425,16 +495,34 @@ class CachedGenerator:
             if all(row.done for row in rows):
                 break
             if ended_since_compaction >= _COMPACT_WHEN_ENDED * len(rows):
-                keep = [position for position, row in enumerate(rows) if not row.done]
-                batch.keep(keep)
-                rows = [rows[position] for position in keep]
-                row_seeds = row_seeds[keep]
-                chosen = [chosen[position] for position in keep]
+                live = [position for position, row in enumerate(rows) if not row.done]
+                batch.keep(live)
+                rows = [rows[position] for position in live]
+                row_seeds = row_seeds[live]
                 ended_since_compaction = 0
-            next_tokens = torch.tensor(
-                [token if not row.done else self.pad_id for row, token in zip(rows, chosen, strict=True)],
-                dtype=torch.long,
-                device=self.model.device,
-            )
-            logits = batch.decode(next_tokens)
+            logits = batch.decode(self._next_tokens(rows, drafts, row_drafts))
+            self.decode_passes += 1
         return generated
+
+    def _choose(
+        self, logits: torch.Tensor, rows: list[_Row], sampling: SamplingSettings, row_seeds: torch.Tensor
+    ) -> list[list[int]]:
+        """Each row's choice after each fed token (``logits``: ``[rows, fed, vocabulary]``); the choice
+        after fed token j is the row's token number ``len(generated) + j`` and samples with that step."""
+        count, fed, vocabulary = logits.shape
+        steps = torch.tensor([len(row.generated) for row in rows], device=logits.device)[:, None]
+        steps = steps + torch.arange(fed, device=logits.device)
+        flat = choose_tokens(logits.view(-1, vocabulary), sampling, row_seeds.repeat_interleave(fed), steps.view(-1))
+        return flat.view(count, fed).tolist()
+
+    def _next_tokens(self, rows: list[_Row], drafts: int, row_drafts: list[np.ndarray]) -> torch.Tensor:
+        """The next pass's input, ``[rows, fed]``: each live row's last chosen token and its draft
+        (written into ``row_drafts``), padded; an ended row feeds padding, ignored."""
+        none = np.zeros(0, dtype=np.int64)
+        row_drafts[:] = [row.context.draft(drafts) if row.context and not row.done else none for row in rows]
+        tokens = np.full((len(rows), 1 + max(len(draft) for draft in row_drafts)), self.pad_id, dtype=np.int64)
+        for position, (row, draft) in enumerate(zip(rows, row_drafts, strict=True)):
+            if not row.done:
+                tokens[position, 0] = row.generated[-1]
+                tokens[position, 1 : 1 + len(draft)] = draft
+        return torch.from_numpy(tokens).to(self.model.device)

@@ -56,9 +56,11 @@ def direct_forward(
     mask: torch.Tensor | None,
     cache: Cache,
     cache_argument: str,
+    logits_to_keep: int = 1,
 ) -> torch.Tensor:
-    """The last position's logits (float32) for ``input_ids`` ``[rows, queries]`` at ``positions``, the
-    cache extended by their keys and values; ``mask`` as :func:`attention_mask` builds it."""
+    """The logits (float32, ``[rows, logits_to_keep, vocabulary]``) of the last ``logits_to_keep``
+    positions of ``input_ids`` ``[rows, queries]`` at ``positions``, the cache extended by their keys
+    and values; ``mask`` as :func:`attention_mask` builds it."""
     inner = model.model
     hidden = inner.embed_tokens(input_ids)
     rotary = inner.rotary_emb(hidden, position_ids=positions)
@@ -72,4 +74,4 @@ def direct_forward(
             **{cache_argument: cache},
         )
     # The norm over every position, as the model does: on the last position alone its sums may round otherwise.
-    return model.lm_head(inner.norm(hidden)[:, -1:])[:, -1].float()
+    return model.lm_head(inner.norm(hidden)[:, -logits_to_keep:]).float()
