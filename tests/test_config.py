@@ -32,6 +32,7 @@ def test_overrides_reach_nested_keys_and_named_methods():
         ("methods: [{name: a, kind: eef, experts: [gpt9]}]\n", "gpt9"),
         ("methods: [{name: a, kind: rft}, {name: a, kind: eef}]\n", "unique"),
         ("rollout: {batch_size: 0}\n", "rollout.batch_size"),
+        ("rollout: {draft_tokens: -1}\n", "rollout.draft_tokens"),
         ("rollout: {explore: {top_p: 1.5}}\n", "rollout.explore.top_p"),
         ("rollout: {evaluate: {temperature: -1}}\n", "rollout.evaluate.temperature"),
         ("env: {dev_tasks: 0}\n", "env.dev_tasks"),

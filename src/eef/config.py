@@ -45,6 +45,11 @@ class RolloutConfig(Strict):
     # Keep each episode's keys and values between turns and share the recorded prefix of restarts
     # (identical greedy results; false: re-encode every prompt, as the naive engine does).
     prefix_reuse: bool = True
+    # With prefix_reuse: where a generation call serves at most draft_rows episodes (a rollout's last
+    # turns), each pass also feeds up to draft_tokens tokens copied from each conversation and keeps
+    # those the model would have chosen itself (the same turns in fewer passes; 0 turns it off).
+    draft_tokens: int = Field(default=3, ge=0)
+    draft_rows: int = Field(default=16, ge=0)
     # hf: the in-house engines on transformers (any device). vllm: vLLM on a CUDA GPU when installed
     # (untested on this project's machines: docs/performance.md); it caches prefixes itself.
     engine: Literal["hf", "vllm"] = "hf"

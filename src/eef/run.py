@@ -191,7 +191,13 @@ class Run:
             tokenizer = load_tokenizer(str(checkpoint))
             return VLLMGenerator(str(checkpoint), tokenizer, self.config.model.dtype, rollout.vllm_gpu_memory)
         policy: Policy = load_policy(str(checkpoint), dtype=self.config.model.dtype)
-        return make_generator(policy.model, policy.tokenizer, prefix_reuse=rollout.prefix_reuse)
+        return make_generator(
+            policy.model,
+            policy.tokenizer,
+            prefix_reuse=rollout.prefix_reuse,
+            draft_tokens=rollout.draft_tokens,
+            draft_rows=rollout.draft_rows,
+        )
 
     def _rollout_settings(self, sampling: Any) -> RolloutSettings:
         rollout = self.config.rollout

@@ -49,12 +49,15 @@ class TurnGenerator(Protocol):
         ...
 
 
-def make_generator(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prefix_reuse: bool = True):
-    """The generator rollouts use: with ``prefix_reuse`` no token is encoded twice (the default)."""
+def make_generator(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prefix_reuse: bool = True, **drafting: int
+):
+    """The generator rollouts use: with ``prefix_reuse`` no token is encoded twice (the default);
+    ``drafting``: ``draft_tokens`` and ``draft_rows`` for :class:`~eef.policy.cached_generator.CachedGenerator`."""
     if prefix_reuse:
         from eef.policy.cached_generator import CachedGenerator
 
-        return CachedGenerator(model, tokenizer)
+        return CachedGenerator(model, tokenizer, **drafting)
     return HFGenerator(model, tokenizer)
 
 
