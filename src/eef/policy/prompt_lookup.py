@@ -4,8 +4,8 @@ An agent's turn repeats a lot of its context: a product id from the page, an opt
 phrasing of its own earlier thoughts. After the latest earlier place where the context's last few
 tokens occurred, the tokens that followed are a good guess of what comes next. The generator feeds
 that guess along with the token it has just chosen and keeps the guessed tokens up to the first one
-the model would not have chosen itself, so the turn is the one step-by-step decoding gives; a pass
-that verifies several tokens costs little more than one when a pass is bound by its fixed cost.
+the model would not have chosen itself, so the turn is the one step-by-step decoding gives; where a
+pass is bound by its fixed cost, one that verifies several tokens costs far less than as many passes.
 """
 
 from __future__ import annotations
