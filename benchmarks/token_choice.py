@@ -34,7 +34,10 @@ def main() -> None:
     parser.add_argument("--vocabulary", type=int, default=5058, help="default: the shop's tiny model's")
     parser.add_argument("--repeats", type=int, default=200)
     args = parser.parse_args()
-    rows = [int(part) for part in args.rows.split(",")]
+    try:
+        rows = [int(part) for part in args.rows.split(",")]
+    except ValueError:
+        parser.error(f"--rows takes comma-separated numbers, not {args.rows!r}")
     if args.vocabulary < 1 or args.repeats < 1 or min(rows) < 1:
         parser.error("--rows, --vocabulary and --repeats must be positive")
     device = "cuda" if torch.cuda.is_available() else "cpu"
