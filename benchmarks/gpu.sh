@@ -4,7 +4,9 @@
 # shape, and rollout of the SmolLM2-135M shape with 256 episodes in flight (naive: 2 episodes, one
 # at a time; an untrained shape plays full 15-step episodes with --max-invalid-actions 15).
 # The limits (25 + 140 + 390 s, and decode attention's ~20 s) keep the whole within one 10-minute device call.
-# Each part has a time limit so that a slow one leaves the others their figures.
+# Each part has a time limit so that a slow one leaves the others their figures. Ours drafts only in
+# calls of at most 16 prompts (the default, measured on CPU); a second call with the rollout line
+# and --draft-rows 256 measures drafting in every call, which a GPU's decode passes may afford.
 #   PYTHON=.venv/bin/python bash benchmarks/gpu.sh
 set -u
 cd "$(dirname "$0")/.."

@@ -177,6 +177,8 @@ def main() -> None:
     parser.add_argument("--restart-sources", type=int, default=16, help="expert failures to restart from (0: skip)")
     parser.add_argument("--restarts", type=int, default=4, help="restart points per failure (EEF's M)")
     parser.add_argument("--expert", default="scripted", help="the expert whose failures part 2 restarts from")
+    parser.add_argument("--draft-tokens", type=int, help="ours: draft tokens per pass in small calls (0: none)")
+    parser.add_argument("--draft-rows", type=int, help="ours: the most prompts a call may have to draft (GPU: try 256)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--repeats", type=int, default=3, help="runs per engine; the median run is reported")
     parser.add_argument("--naive-episodes", type=int, default=None, help="episodes naive plays (default: all)")
@@ -188,6 +190,10 @@ def main() -> None:
         parser.error("--repeats must be at least 1")
     if args.naive_episodes is not None and args.naive_episodes < 1:
         parser.error("--naive-episodes must be at least 1")
+    # Unset: the cached generator's defaults.
+    drafting = {name: value for name in ("draft_tokens", "draft_rows") if (value := getattr(args, name)) is not None}
+    if any(value < 0 for value in drafting.values()):
+        parser.error("--draft-tokens and --draft-rows cannot be negative")
     if args.threads:
         torch.set_num_threads(args.threads)
 
@@ -198,7 +204,7 @@ def main() -> None:
         return HFGenerator(policy.model, policy.tokenizer)
 
     def cached() -> TurnGenerator:
-        return CachedGenerator(policy.model, policy.tokenizer)
+        return CachedGenerator(policy.model, policy.tokenizer, **drafting)
 
     engines = {"naive": (plain, 1), "batched": (plain, args.batch_size), "ours": (cached, args.batch_size)}
     if args.continuous_batching:
@@ -207,7 +213,11 @@ def main() -> None:
             return ContinuousBatchingGenerator(policy.model, policy.tokenizer)
 
         engines["hf-cb"] = (continuous, args.batch_size)
-    print(f"{args.model} on {machine()}; {args.env}, greedy, at most {args.max_new_tokens} new tokens per turn")
+    drafts = cached()
+    print(
+        f"{args.model} on {machine()}; {args.env}, greedy, at most {args.max_new_tokens} new tokens per turn; "
+        f"ours drafts {drafts.draft_tokens} tokens in calls of at most {drafts.draft_rows} prompts"
+    )
 
     rules = RolloutSettings(
         sampling=SamplingSettings(temperature=0.0, max_new_tokens=args.max_new_tokens),

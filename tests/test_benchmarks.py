@@ -42,7 +42,7 @@ def test_rollout_benchmark_engines_play_identical_trajectories(small_run):
         "rollout_throughput.py",
         *("--model", str(small_run / "sft" / "checkpoint"), "--episodes", "4", "--batch-size", "4"),
         *("--repeats", "1", "--naive-episodes", "2", "--restart-sources", "2", "--restarts", "2"),
-        *("--max-new-tokens", "16"),
+        *("--max-new-tokens", "16", "--draft-rows", "4"),  # ours drafts in every call
     )
     assert output.count("identical trajectories (the first 2 episodes): yes") == 2, output
     assert "ours/naive" in output
