@@ -19,7 +19,7 @@ import torch
 from eef.errors import UserError
 from eef.policy.cached_generator import CachedGenerator, _Batch
 from eef.policy.decoder_forward import supports_direct_forward
-from shapes import SHAPES, benchmark_policy, machine, run_script
+from shapes import SHAPES, batch_sizes, benchmark_policy, machine, run_script
 
 
 def decode_steps(generator: CachedGenerator, rows: int, context: int, steps: int, direct: bool):
@@ -47,14 +47,10 @@ def decode_steps(generator: CachedGenerator, rows: int, context: int, steps: int
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help=f"a checkpoint folder or shape:{'|'.join(SHAPES)}")
-    parser.add_argument("--rows", default="1,8,64", help="batch sizes, comma-separated")
+    parser.add_argument("--rows", type=batch_sizes, default="1,8,64", help="batch sizes, comma-separated")
     parser.add_argument("--context", type=int, default=800, help="longest prompt, in tokens")
     parser.add_argument("--steps", type=int, default=40)
     args = parser.parse_args()
-    try:
-        row_counts = [int(rows) for rows in args.rows.split(",")]
-    except ValueError:
-        parser.error(f"--rows takes comma-separated numbers, not {args.rows!r}")
 
     policy = benchmark_policy(args.model)
     if not supports_direct_forward(policy.model):
@@ -63,7 +59,7 @@ def main() -> None:
     print(f"{args.model} on {machine()}: {args.steps} decode steps after prompts of up to {args.context} tokens")
     print(f"{'rows':>6}{'model forward':>16}{'direct':>12}{'ratio':>8}  logits")
     with torch.inference_mode():
-        for rows in row_counts:
+        for rows in args.rows:
             decode_steps(generator, rows, args.context, 2, direct=True)  # warm-up
             theirs, expected = decode_steps(generator, rows, args.context, args.steps, direct=False)
             ours, got = decode_steps(generator, rows, args.context, args.steps, direct=True)

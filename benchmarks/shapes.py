@@ -1,5 +1,5 @@
 """What the benchmark scripts share: randomly initialised models of a named shape, loading any
-``--model``, the machine's name, and one-line errors for bad input.
+``--model``, ``--rows`` lists, the machine's name, and one-line errors for bad input.
 
 Throughput depends on the shape, not on trained weights, and a shape needs nothing downloaded or
 carried to a GPU machine but SmolLM2's tokenizer (a few MB, from the eef cache). Both are Llamas
@@ -11,6 +11,7 @@ with SmolLM2's tokenizer (49,152 tokens):
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Callable
 
 import torch
@@ -68,6 +69,14 @@ def benchmark_policy(spec: str) -> Policy:
     if spec.startswith("shape:"):
         return shaped_policy(spec.removeprefix("shape:"), resolve_dtype("auto"))
     return load_policy(spec)
+
+
+def batch_sizes(text: str) -> list[int]:
+    """``--rows`` as an argparse type: comma-separated batch sizes ("1,8,64")."""
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"comma-separated numbers, not {text!r}") from None
 
 
 def machine() -> str:

@@ -14,7 +14,7 @@ import time
 
 import torch
 
-from shapes import machine, run_script
+from shapes import batch_sizes, machine, run_script
 
 
 def microseconds(choose, scores: torch.Tensor, repeats: int) -> float:
@@ -30,14 +30,11 @@ def microseconds(choose, scores: torch.Tensor, repeats: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", default="1,8,64,256", help="batch sizes, comma-separated")
+    parser.add_argument("--rows", type=batch_sizes, default="1,8,64,256", help="batch sizes, comma-separated")
     parser.add_argument("--vocabulary", type=int, default=5058, help="default: the shop's tiny model's")
     parser.add_argument("--repeats", type=int, default=200)
     args = parser.parse_args()
-    try:
-        rows = [int(part) for part in args.rows.split(",")]
-    except ValueError:
-        parser.error(f"--rows takes comma-separated numbers, not {args.rows!r}")
+    rows = args.rows
     if args.vocabulary < 1 or args.repeats < 1 or min(rows) < 1:
         parser.error("--rows, --vocabulary and --repeats must be positive")
     device = "cuda" if torch.cuda.is_available() else "cpu"
