@@ -502,7 +502,8 @@ class CachedGenerator:
                 rows = [rows[position] for position in live]
                 row_seeds = row_seeds[live]
                 ended_since_compaction = 0
-            logits = batch.decode(self._next_tokens(rows, drafts, row_drafts))
+            tokens, row_drafts = self._next_tokens(rows, drafts)
+            logits = batch.decode(tokens)
             self.decode_passes += 1
         return generated
 
@@ -517,14 +518,14 @@ class CachedGenerator:
         flat = choose_tokens(logits.view(-1, vocabulary), sampling, row_seeds.repeat_interleave(fed), steps.view(-1))
         return flat.view(count, fed).tolist()
 
-    def _next_tokens(self, rows: list[_Row], drafts: int, row_drafts: list[np.ndarray]) -> torch.Tensor:
-        """The next pass's input, ``[rows, fed]``: each live row's last chosen token and its draft
-        (written into ``row_drafts``), padded; an ended row feeds padding, ignored."""
+    def _next_tokens(self, rows: list[_Row], drafts: int) -> tuple[torch.Tensor, list[np.ndarray]]:
+        """The next pass's input, ``[rows, fed]``: each live row's last chosen token and up to ``drafts``
+        draft tokens, padded (an ended row feeds padding, ignored); and each row's draft."""
         none = np.zeros(0, dtype=np.int64)
-        row_drafts[:] = [row.context.draft(drafts) if row.context and not row.done else none for row in rows]
+        row_drafts = [row.context.draft(drafts) if row.context and not row.done else none for row in rows]
         tokens = np.full((len(rows), 1 + max(len(draft) for draft in row_drafts)), self.pad_id, dtype=np.int64)
         for position, (row, draft) in enumerate(zip(rows, row_drafts, strict=True)):
             if not row.done:
                 tokens[position, 0] = row.generated[-1]
                 tokens[position, 1 : 1 + len(draft)] = draft
-        return torch.from_numpy(tokens).to(self.model.device)
+        return torch.from_numpy(tokens).to(self.model.device), row_drafts
