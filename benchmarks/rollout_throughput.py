@@ -118,7 +118,8 @@ def compare(
     naive_episodes: int,
 ) -> None:
     """Each engine ``repeats`` times (a fresh generator each time, the engines taking turns so that a
-    slow spell of the machine hits all of them); the figures are those of each engine's median run.
+    slow spell of the machine hits all of them); the figures are those of each engine's median run,
+    and each engine's ratio to naive is also given run by run.
     Naive plays the first ``naive_episodes`` starts only (one at a time it is slow on a GPU); its
     rates are compared with the others' and its trajectories with their first ``naive_episodes``."""
     runs: dict[str, list[tuple[dict[str, float], list[Trajectory]]]] = {name: [] for name in engines}
@@ -143,6 +144,18 @@ def compare(
         ratios = [f"{v / values[0]:>16.2f}" if v else f"{'n/a':>16}" for v in values[1:]]
         print(f"{key:26}" + "".join(cells) + "".join(ratios))
     print(f"{'seconds, std over runs':26}" + "".join(f"{spread[name]:>12.2f}" for name in names))
+    # The machine's speed drifts within minutes, and not alike for every engine: the ratio of runs made
+    # one after the other (naive's run i, then the others' run i) shows how much of it is the machine.
+    for name in names[1:]:
+        paired = [
+            mine[0]["episodes/s"] / naive[0]["episodes/s"]
+            for naive, mine in zip(runs["naive"], runs[name], strict=True)
+        ]
+        print(
+            f"{name}/naive episodes/s, run by run: "
+            + ", ".join(f"{ratio:.2f}" for ratio in paired)
+            + f" (median {statistics.median(paired):.2f})"
+        )
     reference = [t.messages for t in runs["naive"][0][1]]
     # The fewest episodes any run played exactly as naive's first run did.
     identical = min(

@@ -46,6 +46,8 @@ def test_rollout_benchmark_engines_play_identical_trajectories(small_run):
     )
     assert output.count("identical trajectories (the first 2 episodes): yes") == 2, output
     assert "ours/naive" in output
+    paired = re.findall(r"ours/naive episodes/s, run by run: ([\d.]+) \(median ([\d.]+)\)", output)
+    assert len(paired) == 2 and all(ratio == median for ratio, median in paired), output  # one run each
 
 
 @pytest.mark.slow
