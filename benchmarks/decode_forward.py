@@ -17,7 +17,8 @@ import numpy as np
 import torch
 
 from eef.errors import UserError
-from eef.policy.cached_generator import CachedGenerator, _Batch
+from eef.policy.cached_generator import CachedGenerator
+from eef.policy.decode_batch import DecodeBatch
 from eef.policy.decoder_forward import supports_direct_forward
 from shapes import SHAPES, batch_sizes, benchmark_policy, machine, run_script
 
@@ -28,7 +29,7 @@ def decode_steps(generator: CachedGenerator, rows: int, context: int, steps: int
     vocabulary = generator.model.config.vocab_size
     lengths = random.integers(context // 2, context + 1, size=rows)
     prompts = [random.integers(3, vocabulary, size=int(length)) for length in lengths]
-    batch = _Batch(generator.model, generator.cache_argument, generator.pad_id, decode_columns=steps + 1)
+    batch = DecodeBatch(generator.model, generator.cache_argument, generator.pad_id, decode_columns=steps + 1)
     batch.direct = direct
     logits = [batch.prefill(prompts, [(None, 0)] * rows)]
     tokens = logits[0].argmax(dim=-1)

@@ -3,7 +3,8 @@
 import numpy as np
 import torch
 
-from eef.policy.cached_generator import CachedGenerator, _Batch
+from eef.policy.cached_generator import CachedGenerator
+from eef.policy.decode_batch import DecodeBatch
 from eef.policy.engine import HFGenerator, SamplingSettings
 from eef.policy.models import load_policy
 
@@ -34,7 +35,7 @@ def test_a_pass_with_drafts_keeps_only_the_accepted_tokens_in_the_cache():
     random = np.random.default_rng(1)
     vocabulary = len(policy.tokenizer)
     prompts = [random.integers(3, vocabulary, size=n) for n in (5, 9, 7)]
-    batch = _Batch(model, generator.cache_argument, generator.pad_id, decode_columns=8)
+    batch = DecodeBatch(model, generator.cache_argument, generator.pad_id, decode_columns=8)
     batch.prefill(prompts, [(None, 0)] * 3)
     drafted = random.integers(3, vocabulary, size=(3, 3))
     batch.decode(torch.from_numpy(drafted))
@@ -49,7 +50,7 @@ def test_a_pass_with_drafts_keeps_only_the_accepted_tokens_in_the_cache():
     for row, sequence in enumerate(sequences):
         expected = model(input_ids=torch.from_numpy(sequence)[None]).logits[0, -1]
         torch.testing.assert_close(logits[row], expected, rtol=1e-5, atol=1e-5)
-    alone = _Batch(model, generator.cache_argument, generator.pad_id)
+    alone = DecodeBatch(model, generator.cache_argument, generator.pad_id)
     alone.prefill(sequences, [(None, 0)] * 3)
     fresh = alone.extract([0, 1, 2], sequences)
     for got, want in zip(batch.extract([0, 1, 2], sequences), fresh, strict=True):
