@@ -13,6 +13,7 @@ def _run(directory: Path, seed: int, eef_win: float, rft_win: float) -> Path:
         {"method": "eef", "test_win_rate": eef_win, "test_mean_reward": 0.6 + seed / 100},
     ]
     directory.mkdir()
+    (directory / "config.yaml").write_text(f"seed: {seed}\n")
     (directory / "results.json").write_text(json.dumps({"name": "default", "seed": seed, "table": table}))
     return directory
 
@@ -36,7 +37,10 @@ def test_cli_prints_the_table_and_rejects_an_unfinished_run(tmp_path: Path):
     assert "| eef | 1 | 25.0% ± 0.0% |" in result.stdout
     unfinished = tmp_path / "b"
     unfinished.mkdir()
+    (unfinished / "config.yaml").write_text("seed: 0\n")
     assert_user_error(eef("compare", str(finished), str(unfinished)), "no results.json", "--resume")
+    assert_user_error(eef("compare", str(finished), str(tmp_path / "c")), "no such directory")
+    assert_user_error(eef("compare", str(finished), str(tmp_path)), "not a run directory")
 
 
 def test_margins_are_paired_by_run(tmp_path: Path):

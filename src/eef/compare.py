@@ -11,7 +11,12 @@ from eef.storage import read_json
 
 
 def load_run_results(directory: Path) -> dict[str, Any]:
-    path = Path(directory) / "results.json"
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise UserError(f"{directory}: no such directory; give a run directory (`eef run --out DIR` makes one)")
+    if not (directory / "config.yaml").is_file():
+        raise UserError(f"{directory}: not a run directory (no config.yaml); give one that `eef run` wrote")
+    path = directory / "results.json"
     if not path.is_file():
         raise UserError(
             f"{directory}: no results.json, not a finished run: finish it with `eef run --resume {directory}`"
