@@ -12,7 +12,7 @@ def test_lists_shop():
     ("name", "options", "needle"),
     [
         ("mars", {}, "unknown environment 'mars'"),
-        ("shop", {"colour": "red"}, "unexpected keyword argument 'colour'"),
+        ("shop", {"colour": "red"}, "unexpected keyword argument 'colour'; its options: seed, max_steps"),
         ("shop", {"max_steps": 0}, "max_steps must be a positive integer"),
     ],
 )

@@ -45,10 +45,12 @@ def get_suite(name: str, **options: Any) -> Suite:
     if reason is not None:
         raise UserError(f"environment {name!r} is not usable here: {reason}")
     suite_class = entry.load()
+    parameters = signature(suite_class).parameters
     try:
         signature(suite_class).bind(**options)
     except TypeError as err:
-        raise UserError(f"environment {name!r}: {err}; see docs for its options") from None
+        accepted = ", ".join(parameters) or "none"
+        raise UserError(f"environment {name!r}: {err}; its options: {accepted}") from None
     return suite_class(**options)
 
 
