@@ -45,11 +45,11 @@ def get_suite(name: str, **options: Any) -> Suite:
     if reason is not None:
         raise UserError(f"environment {name!r} is not usable here: {reason}")
     suite_class = entry.load()
-    parameters = signature(suite_class).parameters
+    accepts = signature(suite_class)
     try:
-        signature(suite_class).bind(**options)
+        accepts.bind(**options)
     except TypeError as err:
-        accepted = ", ".join(parameters) or "none"
+        accepted = ", ".join(accepts.parameters) or "none"
         raise UserError(f"environment {name!r}: {err}; its options: {accepted}") from None
     return suite_class(**options)
 
