@@ -114,20 +114,29 @@ def test_smollm2_one_sft_step_writes_a_loadable_checkpoint(tmp_path):
     assert turn.strip()
 
 
-def test_loss_at_labelled_positions_equals_the_models_own_loss(tmp_path):
+@pytest.mark.parametrize("padding_side", ["right", "left"])
+def test_loss_at_labelled_positions_equals_the_models_own_loss(tmp_path, padding_side):
     from transformers import TrainingArguments
 
     from eef.training.sft import _LabelledPositionsTrainer
     from eef.training.tokenize import encode_messages
 
     policy = tiny()
-    encoded = [encode_messages(policy.tokenizer, t.messages, 512) for t in TRAJECTORIES[:2]]
+    # The second row ends after its first agent turn: it is padded to the first's length.
+    conversations = [TRAJECTORIES[0].messages, TRAJECTORIES[1].messages[:3]]
+    encoded = [encode_messages(policy.tokenizer, messages, 512) for messages in conversations]
     length = max(len(e.input_ids) for e in encoded)
+    assert min(len(e.input_ids) for e in encoded) < length
+
+    def padded(values: list[int], fill: int) -> list[int]:
+        padding = [fill] * (length - len(values))
+        return values + padding if padding_side == "right" else padding + values
+
     pad = policy.tokenizer.pad_token_id
     inputs = {
-        "input_ids": torch.tensor([e.input_ids + [pad] * (length - len(e.input_ids)) for e in encoded]),
-        "attention_mask": torch.tensor([[1] * len(e.input_ids) + [0] * (length - len(e.input_ids)) for e in encoded]),
-        "labels": torch.tensor([e.labels + [-100] * (length - len(e.labels)) for e in encoded]),
+        "input_ids": torch.tensor([padded(e.input_ids, pad) for e in encoded]),
+        "attention_mask": torch.tensor([padded([1] * len(e.input_ids), 0) for e in encoded]),
+        "labels": torch.tensor([padded(e.labels, -100) for e in encoded]),
     }
     trainer = _LabelledPositionsTrainer(
         model=policy.model, args=TrainingArguments(output_dir=str(tmp_path), report_to="none")
@@ -164,3 +173,12 @@ def test_a_logger_that_is_not_installed_is_a_user_error(tmp_path):
         pytest.skip("wandb is installed here")
     with pytest.raises(UserError, match="pip install wandb"):
         train_sft(tiny(), TRAJECTORIES, SFTSettings(epochs=1, report_to="wandb"), tmp_path / "checkpoint")
+
+
+def test_the_attention_mask_is_dropped_only_where_padding_follows_the_tokens():
+    from eef.training.sft import _mask_unless_right_padded
+
+    right = torch.tensor([[1, 1, 1, 0], [1, 1, 1, 1]])
+    assert _mask_unless_right_padded(right) is None  # causal attention sees real tokens only
+    left = torch.tensor([[0, 1, 1, 1], [1, 1, 1, 1]])
+    assert _mask_unless_right_padded(left) is left

@@ -85,13 +85,24 @@ class _LabelledPositionsTrainer(Trainer):
         # accelerate applies mixed precision by wrapping model.forward, which calling the decoder
         # bypasses: enter its autocast here (without it a GPU trained in float32, at 2.1% MFU on an H200).
         with self.accelerator.autocast():
-            hidden = decoder(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).last_hidden_state
+            hidden = decoder(
+                input_ids=inputs["input_ids"], attention_mask=_mask_unless_right_padded(inputs["attention_mask"])
+            ).last_hidden_state
             logits = model.get_output_embeddings()(hidden[:, :-1][labelled]).float()
         loss = F.cross_entropy(logits, targets[labelled], reduction="sum")
         # With gradient accumulation the Trainer passes the labelled-token count of all micro-batches of
         # the step (and then does not divide by the accumulation steps itself): the mean is per token.
         denominator = num_items_in_batch if num_items_in_batch is not None else labelled.sum()
         return loss / denominator
+
+
+def _mask_unless_right_padded(attention_mask: torch.Tensor) -> torch.Tensor | None:
+    """None where every row's padding follows its tokens: a token then attends causally to real
+    tokens only, so the mask changes nothing the loss reads (padded positions carry no label), and
+    without it attention runs causally (SDPA skips the blocks above the diagonal: on CPU the tiny
+    model's SFT steps take ~20% less time, docs/performance.md). Left-padded batches keep the mask."""
+    right_padded = bool((attention_mask[:, 1:] <= attention_mask[:, :-1]).all())
+    return None if right_padded else attention_mask
 
 
 def train_sft(policy: Policy, trajectories: list[Trajectory], settings: SFTSettings, output_dir: Path) -> SFTResult:
