@@ -11,12 +11,14 @@ from eef.envs.registry import get_suite
 from eef.envs.shop.catalog import PRODUCT_TYPES
 from eef.envs.shop.env import ShopSuite
 from eef.envs.shop.goals import DIFFICULTIES, SPLIT_SIZES, goal_query
-from eef.envs.shop.pages import RESULTS_PER_PAGE, parse_item, parse_results
+from eef.envs.shop.pages import RESULTS_PER_PAGE, is_search_page, parse_item, parse_results, without_instruction
 from eef.envs.shop.reward import shop_reward, type_reward
 from eef.envs.shop.schema import Goal, Product
 from eef.envs.shop.text import has_phrase, normalise
 from eef.envs.shop.world import generate_world, load_world
 from eef.errors import UserError
+from eef.experts.collect import collect
+from eef.experts.scripted_shop import ScriptedShopExpert
 
 ROOT = Path(__file__).resolve().parents[2]
 WEBSHOP_1K = [path / "data/webshop-1k" for path in (ROOT / "shared", ROOT.parent / "shared")]
@@ -329,3 +331,52 @@ def test_step_limit_ends_the_episode():
     assert last.done and last.reward == 0.0 and last.info["termination"] == "step_limit"
     after = env.step("search[anything]")
     assert after.done and after.observation.startswith("Invalid action:")
+
+
+# --- the instruction on every page (option instruction_on_pages) ----------------------------------
+
+
+def test_instruction_on_pages_top_bottom_or_none(suite):
+    task = _first_task(suite, "options")
+    goal = _goal(task)
+    actions = [f"search[{goal_query(goal)}]", f"click[{goal.asin}]", "click[no such button]", "click[features]"]
+    plain = suite.make()
+    plain.reset(task)
+    pages_without = [plain.step(action).observation for action in actions]
+    head = f"WebShop [SEP] Instruction: [SEP] {task.instruction} [SEP] "
+    for placement in ("top", "bottom"):
+        env = ShopSuite(seed=0, instruction_on_pages=placement).make()
+        assert env.reset(task) == f"WebShop [SEP] Instruction: [SEP] {task.instruction} [SEP] Search"  # as before
+        for action, without in zip(actions, pages_without, strict=True):
+            page = env.step(action).observation
+            # WebShop's own pages head every page with the instruction; bottom puts it nearest the next turn.
+            expected = (
+                head + without if placement == "top" else f"{without} [SEP] Instruction: [SEP] {task.instruction}"
+            )
+            assert page == expected
+            assert without_instruction(page) == without and not is_search_page(page)
+    results, item = pages_without[0], pages_without[1]
+    for page in (results, head + results, f"{results} [SEP] Instruction: [SEP] {task.instruction}"):
+        assert parse_results(page) == parse_results(results) is not None
+    for page in (item, head + item, f"{item} [SEP] Instruction: [SEP] {task.instruction}"):
+        assert parse_item(page) == parse_item(item) is not None
+
+
+def test_the_expert_acts_alike_whatever_the_placement(suite):
+    tasks = [_first_task(suite, level) for level in DIFFICULTIES]
+    turns = {}
+    for placement in ("none", "top", "bottom"):
+        placed = ShopSuite(seed=0, instruction_on_pages=placement)
+        turns[placement] = [t.agent_turns() for t in collect(placed, ScriptedShopExpert(), tasks, seed=0)]
+    assert turns["none"] == turns["top"] == turns["bottom"]
+
+
+def test_a_bad_placement_is_a_user_error():
+    with pytest.raises(UserError, match="instruction_on_pages must be one of none, top, bottom, got 'left'"):
+        get_suite("shop", instruction_on_pages="left")
+
+
+def test_option_values_and_product_ids_are_atomic_terms(suite):
+    terms = set(suite.atomic_terms())
+    assert {product.asin for product in suite.world.catalog.products} <= terms
+    assert {"16 oz", "black", "x-large", "heather gray"} <= terms

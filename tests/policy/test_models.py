@@ -170,3 +170,14 @@ def test_smollm2_converts_once_into_the_cache_and_generates(tmp_path, monkeypatc
     output = policy.model.generate(**prompt, max_new_tokens=8, do_sample=False)
     answer = policy.tokenizer.decode(output[0, prompt["input_ids"].shape[1] :], skip_special_tokens=True)
     assert "Paris" in answer
+
+
+def test_an_atomic_term_is_the_same_token_after_a_space_or_a_bracket_and_never_inside_a_word():
+    tokenizer = build_tiny_tokenizer(TEXTS, atomic_terms=["16 oz", "red", "lor"])
+    size, red = tokenizer.convert_tokens_to_ids(["16 oz", "red"])
+    for text, term in (("size: 16 oz, and", size), ("click[16 oz]", size), ("color: red", red), ("click[red]", red)):
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        assert ids.count(term) == 1 and tokenizer.decode(ids) == text
+    inside = "colored shredder"
+    # "lor" inside "colored" would split it otherwise ('co', 'lor', 'ed'); whole words only.
+    assert tokenizer.tokenize(inside) == build_tiny_tokenizer(TEXTS).tokenize(inside)

@@ -36,8 +36,13 @@ def build_tiny_tokenizer(
     """A byte-level BPE trained on ``texts`` (deterministic for the same texts in the same order).
 
     Every byte is in the initial alphabet, so any text round-trips, seen in training or not.
-    ``atomic_terms`` (e.g. the shop's product ids) become one token each, wherever they occur: a small
-    model copies one token from its context far sooner than the 5-7 BPE pieces of a random id.
+    ``atomic_terms`` (e.g. the shop's product ids and option values) become one token each wherever
+    they stand as whole words: a small model copies one token from its context far sooner than the
+    5-7 BPE pieces of a random id, and a byte-level BPE spells a word after a space (``Ġ16 Ġoz`` in
+    "size: 16 oz") with other tokens than after a bracket (``16 Ġoz`` in "click[16 oz]"), so copying
+    it from an instruction into an action is a mapping to learn; one token is the same in both places.
+    A term that begins and ends with a letter or digit counts only as a whole word ("red" in "colored"
+    is left to the BPE); one that begins or ends otherwise (" [SEP] ") matches wherever it occurs.
     ``END_OF_TURN`` is the eos token: generation stops at the end of the agent's turn.
     """
     specials = [PAD, END_OF_TURN, *ROLE_TOKENS]
@@ -57,9 +62,15 @@ def build_tiny_tokenizer(
         pad_token=PAD,
         additional_special_tokens=list(ROLE_TOKENS),
     )
-    tokenizer.add_tokens([AddedToken(term, normalized=False) for term in sorted(set(atomic_terms))])
+    tokenizer.add_tokens(
+        [AddedToken(term, single_word=_is_word(term), normalized=False) for term in sorted(set(atomic_terms))]
+    )
     tokenizer.chat_template = CHAT_TEMPLATE
     return tokenizer
+
+
+def _is_word(term: str) -> bool:
+    return bool(term) and term[0].isalnum() and term[-1].isalnum()
 
 
 @dataclass(frozen=True)

@@ -3,18 +3,21 @@
 Pages and actions follow WebShop's text mode (see :mod:`eef.envs.shop.pages`): ``search[query]`` on
 the search page, ``click[button]`` for a button the current page shows (matched case-insensitively).
 Anything else answers "Invalid action: ..." and changes nothing, but counts as a step.
+``instruction_on_pages`` repeats the instruction on every later page and answer, as WebShop's own
+pages do (:func:`eef.envs.shop.pages.with_instruction`).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from eef.envs.base import Environment, StepResult, Suite
 from eef.envs.shop import pages
 from eef.envs.shop.analysis import shop_expert_stats
 from eef.envs.shop.goals import DIFFICULTIES, SPLITS
+from eef.envs.shop.pages import InstructionPlacement
 from eef.envs.shop.reward import Reward, shop_reward
 from eef.envs.shop.schema import Goal, Product
 from eef.envs.shop.world import ShopWorld, load_world
@@ -53,11 +56,16 @@ class _Episode:
 
 class ShopEnvironment(Environment):
     def __init__(
-        self, world: ShopWorld, max_steps: int = DEFAULT_MAX_STEPS, reward: RewardFunction = shop_reward
+        self,
+        world: ShopWorld,
+        max_steps: int = DEFAULT_MAX_STEPS,
+        reward: RewardFunction = shop_reward,
+        instruction_on_pages: pages.InstructionPlacement = "none",
     ) -> None:
         self._world = world
         self._max_steps = max_steps
         self._reward = reward
+        self._instruction_on_pages = instruction_on_pages
         self._episode: _Episode | None = None
 
     def reset(self, task: Task) -> str:
@@ -65,7 +73,7 @@ class ShopEnvironment(Environment):
         return self._render()
 
     def fork(self) -> ShopEnvironment:
-        fork = ShopEnvironment(self._world, self._max_steps, self._reward)
+        fork = ShopEnvironment(self._world, self._max_steps, self._reward, self._instruction_on_pages)
         if self._episode is not None:
             # The episode's only mutable part is the selected options; the rest is replaced, not changed.
             fork._episode = replace(self._episode, selected=dict(self._episode.selected))
@@ -153,7 +161,10 @@ class ShopEnvironment(Environment):
             "item": "click[...] with back to search, < prev, an option value, description, features, reviews, buy now",
             "sub": "click[...] with back to search, < prev",
         }[episode.page]
-        return StepResult(pages.invalid(reason, available), 0.0, False, {"invalid": True})
+        answer = pages.with_instruction(
+            pages.invalid(reason, available), episode.goal.instruction_text, self._instruction_on_pages
+        )
+        return StepResult(answer, 0.0, False, {"invalid": True})
 
     def _listed(self, episode: _Episode) -> tuple[str, ...]:
         start = (episode.page_number - 1) * pages.RESULTS_PER_PAGE
@@ -166,26 +177,50 @@ class ShopEnvironment(Environment):
             return pages.search_page(episode.goal.instruction_text)
         if episode.page == "results":
             listed = [self._world.catalog.by_asin[asin] for asin in self._listed(episode)]
-            return pages.results_page(episode.page_number, len(episode.results), listed)
-        assert episode.product is not None
-        if episode.page == "item":
-            return pages.item_page(episode.product, episode.selected)
-        return pages.sub_page(episode.product, episode.sub_page)
+            page = pages.results_page(episode.page_number, len(episode.results), listed)
+        else:
+            assert episode.product is not None
+            if episode.page == "item":
+                page = pages.item_page(episode.product, episode.selected)
+            else:
+                page = pages.sub_page(episode.product, episode.sub_page)
+        return pages.with_instruction(page, episode.goal.instruction_text, self._instruction_on_pages)
+
+
+def shop_atomic_terms(products: Iterable[Product]) -> list[str]:
+    """Product ids and option values (what an agent copies from a page or the instruction into an
+    action), and the separator between a page's elements with its leading space (a third of a page's
+    tokens otherwise)."""
+    values = {value for product in products for values in product.options.values() for value in values}
+    return [pages.SEP.rstrip(), *(product.asin for product in products), *sorted(values)]
+
+
+def check_instruction_placement(env: str, value: object) -> pages.InstructionPlacement:
+    if value not in pages.INSTRUCTION_PLACEMENTS:
+        choices = ", ".join(pages.INSTRUCTION_PLACEMENTS)
+        raise UserError(f"{env} option instruction_on_pages must be one of {choices}, got {value!r}")
+    return value  # type: ignore[return-value]
 
 
 class ShopSuite(Suite):
-    """``shop``: the built-in WebShop-style environment over a catalog generated from ``seed``."""
+    """``shop``: the built-in WebShop-style environment over a catalog generated from ``seed``.
+
+    Options: ``seed`` (catalog and goals), ``max_steps`` (per episode), ``instruction_on_pages`` (none,
+    top or bottom: where later pages repeat the instruction; see :mod:`eef.envs.shop.pages`)."""
 
     name = "shop"
     instruction = INSTRUCTION
 
-    def __init__(self, seed: int = 0, max_steps: int = DEFAULT_MAX_STEPS) -> None:
+    def __init__(
+        self, seed: int = 0, max_steps: int = DEFAULT_MAX_STEPS, instruction_on_pages: InstructionPlacement = "none"
+    ) -> None:
         if not isinstance(max_steps, int) or max_steps < 1:
             raise UserError(f"shop option max_steps must be a positive integer, got {max_steps!r}")
         if not isinstance(seed, int):
             raise UserError(f"shop option seed must be an integer, got {seed!r}")
         self.seed = seed
         self.max_steps = max_steps
+        self.instruction_on_pages = check_instruction_placement("shop", instruction_on_pages)
         self.world = load_world(seed)
         self._tasks = {
             split: tuple(
@@ -211,10 +246,10 @@ class ShopSuite(Suite):
         return list(self._tasks[split])
 
     def make(self) -> ShopEnvironment:
-        return ShopEnvironment(self.world, self.max_steps)
+        return ShopEnvironment(self.world, self.max_steps, instruction_on_pages=self.instruction_on_pages)
 
     def atomic_terms(self) -> list[str]:
-        return [product.asin for product in self.world.catalog.products]
+        return shop_atomic_terms(self.world.catalog.products)
 
     def difficulty_levels(self) -> list[str]:
         return list(DIFFICULTIES)

@@ -4,6 +4,11 @@ Renderers turn state into observations; parsers read observations back (the scri
 only what an agent sees). Two things WebShop's text mode does not show are added for small models:
 an option name ends with ":" (so names and values can be told apart) and a selected option value is
 followed by " (selected)".
+
+The instruction is on the search page. WebShop's own pages repeat it on every page, at the top; ReAct
+and ETO strip it from their observations. :func:`with_instruction` adds it to a page where the
+environment's ``instruction_on_pages`` option asks (``top``, or ``bottom``: after the page, the
+nearest text to the agent's next turn), and the parsers read a page with or without it.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from eef.envs.shop.schema import Product
 
@@ -23,13 +29,37 @@ BUY_NOW = "Buy Now"
 SUB_PAGES = ("Description", "Features", "Reviews")
 SELECTED = " (selected)"
 SITE = "WebShop"
+INSTRUCTION_LABEL = "Instruction:"
+_HEAD = SITE + SEP + INSTRUCTION_LABEL + SEP  # how the search page (and a page with the instruction at the top) opens
+
+# Where pages other than the search page show the instruction: nowhere, first, or last.
+InstructionPlacement = Literal["none", "top", "bottom"]
+INSTRUCTION_PLACEMENTS: tuple[InstructionPlacement, ...] = ("none", "top", "bottom")
 
 _PAGE_HEADER = re.compile(r"Page (\d+) \(Total results: (\d+)\)")
 _PRICE = re.compile(r"\$([0-9][0-9,]*(?:\.[0-9]+)?)")
 
 
 def search_page(instruction: str) -> str:
-    return SEP.join([SITE, "Instruction:", instruction, "Search"])
+    return SEP.join([SITE, INSTRUCTION_LABEL, instruction, "Search"])
+
+
+def with_instruction(page: str, instruction: str, placement: InstructionPlacement) -> str:
+    """``page`` with the instruction as WebShop's pages head it (``top``), after it (``bottom``), or not."""
+    if placement == "top":
+        return SEP.join([SITE, INSTRUCTION_LABEL, instruction, page])
+    if placement == "bottom":
+        return SEP.join([page, INSTRUCTION_LABEL, instruction])
+    return page
+
+
+def without_instruction(observation: str) -> str:
+    """The page itself, where :func:`with_instruction` added the instruction to it."""
+    if is_search_page(observation):
+        return observation
+    if observation.startswith(_HEAD):
+        return observation[len(_HEAD) :].split(SEP, 1)[-1]
+    return observation.rsplit(SEP + INSTRUCTION_LABEL + SEP, 1)[0]
 
 
 def results_page(page: int, total: int, listings: Sequence[Product]) -> str:
@@ -104,12 +134,13 @@ def parse_price(text: str) -> float:
 
 
 def is_search_page(observation: str) -> bool:
-    return observation.startswith(SITE + SEP)
+    # Pages with the instruction at the top open alike, but end with their own last element.
+    return observation.startswith(_HEAD) and observation.endswith(SEP + "Search") and observation.count(SEP) == 3
 
 
 def parse_results(observation: str) -> ResultsView | None:
     """The listings of a results page, or None when ``observation`` is not one."""
-    elements = observation.split(SEP)
+    elements = without_instruction(observation).split(SEP)
     header = _PAGE_HEADER.fullmatch(elements[1]) if len(elements) > 1 and elements[0] == BACK_TO_SEARCH else None
     if header is None:
         return None
@@ -126,7 +157,7 @@ def parse_results(observation: str) -> ResultsView | None:
 
 def parse_item(observation: str) -> ItemView | None:
     """What an item page shows, or None when ``observation`` is not one."""
-    elements = observation.split(SEP)
+    elements = without_instruction(observation).split(SEP)
     if len(elements) < 9 or elements[:2] != [BACK_TO_SEARCH, PREV] or elements[-1] != BUY_NOW:
         return None
     price_at = len(elements) - 6  # "Price: ...", then Rating, the three sub-pages and Buy Now

@@ -18,7 +18,14 @@ from typing import Literal
 from eef.envs.base import Suite
 from eef.envs.shop.analysis import reached_target
 from eef.envs.shop.catalog import Catalog
-from eef.envs.shop.env import DEFAULT_MAX_STEPS, INSTRUCTION, ShopEnvironment
+from eef.envs.shop.env import (
+    DEFAULT_MAX_STEPS,
+    INSTRUCTION,
+    ShopEnvironment,
+    check_instruction_placement,
+    shop_atomic_terms,
+)
+from eef.envs.shop.pages import InstructionPlacement
 from eef.envs.shop.schema import Product
 from eef.envs.shop.search import SearchEngine
 from eef.envs.shop.world import ShopWorld
@@ -84,7 +91,8 @@ class WebShopSuite(Suite):
     ``data_dir``: the data folder (default ``$EEF_WEBSHOP_DATA``); ``goals``: synthetic (the attribute
     file's instructions), human (``items_human_ins.json``) or auto (human when that file is there);
     ``products_file`` / ``attributes_file``: file names when the folder holds several; ``num_products``:
-    the first N products only, as WebShop's ``num_products``; ``seed``: the price-limit draws.
+    the first N products only, as WebShop's ``num_products``; ``seed``: the price-limit draws;
+    ``instruction_on_pages``: none, top (as WebShop's own pages) or bottom, as for ``shop``.
     """
 
     name = "webshop"
@@ -99,6 +107,7 @@ class WebShopSuite(Suite):
         num_products: int | None = None,
         seed: int = 0,
         max_steps: int = DEFAULT_MAX_STEPS,
+        instruction_on_pages: InstructionPlacement = "none",
     ) -> None:
         if goals not in ("auto", "synthetic", "human"):
             raise UserError(f"webshop option goals must be auto, synthetic or human, got {goals!r}")
@@ -108,6 +117,7 @@ class WebShopSuite(Suite):
         if not isinstance(seed, int):
             raise UserError(f"webshop option seed must be an integer, got {seed!r}")
         self.max_steps = max_steps
+        self.instruction_on_pages = check_instruction_placement("webshop", instruction_on_pages)
         folder = data_folder(data_dir).resolve()
         self.loaded = load_webshop(folder, products_file, attributes_file, num_products, goals, seed)
         self.world = self.loaded.world
@@ -135,10 +145,12 @@ class WebShopSuite(Suite):
         return list(self._tasks[split])
 
     def make(self) -> ShopEnvironment:
-        return ShopEnvironment(self.world, self.max_steps, reward=webshop_reward)
+        return ShopEnvironment(
+            self.world, self.max_steps, reward=webshop_reward, instruction_on_pages=self.instruction_on_pages
+        )
 
     def atomic_terms(self) -> list[str]:
-        return [product.asin for product in self.world.catalog.products]
+        return shop_atomic_terms(self.world.catalog.products)
 
     def difficulty_levels(self) -> list[str]:
         return list(DIFFICULTIES)
