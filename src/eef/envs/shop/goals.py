@@ -32,7 +32,8 @@ from eef.envs.shop.search import SearchEngine
 DIFFICULTIES = ("easy", "options", "paging", "tempting")
 HARD_DIFFICULTIES = ("options", "paging", "tempting")
 SPLITS = ("train", "dev", "test")
-SPLIT_SIZES = {"train": 1500, "dev": 200, "test": 200}
+# 1,000 test goals: one goal is 0.1 point of a win rate, finer than the gaps between methods.
+SPLIT_SIZES = {"train": 1500, "dev": 200, "test": 1000}
 LEVEL_SHARES = {"easy": 0.2, "options": 0.25, "paging": 0.25, "tempting": 0.3}
 GOAL_PAGES = 3  # targets lie within the first three result pages
 MAX_DECOYS = 3  # tempting near-duplicates above a target
