@@ -10,13 +10,14 @@ from PIL import Image, ImageStat
 
 from tests.test_cli import eef
 
-PLOTS = ("test", "iterations", "solved", "restarts", "composition")
+PLOTS = ("test", "iterations", "solved", "restarts", "solutions", "composition")
 HEADINGS = (
     "Comparison (test split)",
     "Test win rate and mean reward per method",
     "Win rate per iteration",
     "Training subtasks solved per iteration, by difficulty",
-    "Success rate of rollouts by start",
+    "Success rate of exploration rollouts by start and difficulty",
+    "New training solutions by difficulty and start",
     "Training set composition and cost per method",
     "Example: an expert failure and the solution built from it",
 )
@@ -58,7 +59,7 @@ def test_report_renders_in_headless_chromium(small_run: Path, tmp_path: Path):
         "--no-sandbox",
         "--disable-gpu",
         "--hide-scrollbars",
-        "--window-size=1200,3800",
+        "--window-size=1200,4800",
     ]
     url = (small_run / "report.html").as_uri()
     dom = subprocess.run(
@@ -74,9 +75,9 @@ def test_report_renders_in_headless_chromium(small_run: Path, tmp_path: Path):
     screenshot = tmp_path / "report.png"
     subprocess.run([*chromium, f"--screenshot={screenshot}", url], capture_output=True, timeout=120)
     height = int(re.search(r'data-height="(\d+)"', body.group(1)).group(1))
-    assert 1500 < height <= 3800  # the table, five plots and the example fit the screenshot
+    assert 1500 < height <= 4800  # the table, six plots and the example fit the screenshot
     with Image.open(screenshot) as image:
-        assert image.size == (1200, 3800)
+        assert image.size == (1200, 4800)
         # Every band of the rendered page has content (headings, table, plots), not only the first screen.
         bands = [image.crop((0, top, 1200, top + 300)) for top in range(0, height - 300, 300)]
         assert all(_not_blank(band) for band in bands), [_not_blank(band) for band in bands]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -111,6 +112,40 @@ def _cmd_eval(args: argparse.Namespace) -> None:
         title = f"{report['model']} on {report['env']}/{report['split']}"
         console.results.print(console.summary_table(Summary.model_validate(report["summary"]), title))
         console.results.print(f"results: {report['results']} ({report['wall_time_s']} s)")
+
+
+def _cmd_probe(args: argparse.Namespace) -> None:
+    from eef.commands import probe
+
+    report = probe(args)
+    if args.json:
+        console.print_json(report)
+        return
+    from rich.table import Table
+
+    from eef.methods.exploration import ALL_LEVELS, rates
+
+    starts = sorted({name for counts in report["by_start"].values() for name in counts}, key=lambda s: (len(s), s))
+    failures, temperature = report["failures"], report["temperature"]
+    table = Table(title=f"{report['checkpoint']}: success by start ({failures} expert failures, T={temperature})")
+    table.add_column("difficulty")
+    for name in starts:
+        table.add_column(name, justify="right")
+    for level, counts in report["by_start"].items():
+        cells = [
+            f"{c['successes'] / c['episodes']:.1%} ({c['episodes']})" if (c := counts.get(name)) else "-"
+            for name in starts
+        ]
+        table.add_row(level, *cells)
+    console.results.print(table)
+    overall = report["by_start"][ALL_LEVELS]
+    best = report["best_restart"][ALL_LEVELS]
+    if best is not None:
+        rate, initial = rates(overall)[best], rates(overall).get("s0", 0.0)
+        ratio = f", {rate / initial:.1f}x" if initial else ""
+        console.results.print(f"best restart position: {best} {rate:.1%} (from s0: {initial:.1%}{ratio})", markup=False)
+    if report["out"]:
+        console.results.print(f"rollouts: {report['out']}", markup=False)
 
 
 def _cmd_run(args: argparse.Namespace) -> None:
@@ -270,6 +305,26 @@ def build_parser() -> argparse.ArgumentParser:
     _add_env_options(evaluate)
     evaluate.set_defaults(handler=_cmd_eval)
 
+    probe = commands.add_parser(
+        "probe", help="a checkpoint's success from the start and from each restart point of expert failures"
+    )
+    probe.add_argument("checkpoint", help="checkpoint folder (e.g. RUN_DIR/sft/checkpoint)")
+    probe.add_argument(
+        "--restarts", required=True, metavar="FILE", help="expert trajectories JSONL; its failures are restarted from"
+    )
+    probe.add_argument("--env", default="shop")
+    probe.add_argument("--levels", default=None, metavar="A,B", help="only failures of these difficulty levels")
+    probe.add_argument("--limit", type=int, default=None, help="only the first N failures (of those levels)")
+    probe.add_argument("--m", type=int, default=5, help="restart points per failure, as EEF's m (default 5)")
+    probe.add_argument("--temperature", type=float, default=1.0, help="as the run's rollout.explore (0: greedy)")
+    probe.add_argument("--max-new-tokens", type=int, default=48)
+    probe.add_argument("--batch-size", type=int, default=64)
+    probe.add_argument("--seed", type=int, default=0, help="seeds each episode's sampling")
+    probe.add_argument("--out", default=None, help="write the probe's rollouts here (JSONL)")
+    probe.add_argument("--json", action="store_true", help="print the summary as JSON")
+    _add_env_options(probe)
+    probe.set_defaults(handler=_cmd_probe)
+
     run = commands.add_parser("run", help="the whole pipeline: experts, SFT, RFT and EEF iterations, comparison")
     run.add_argument("config", nargs="?", default=None, help="YAML config (default: the embedded default)")
     run.add_argument(
@@ -327,6 +382,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     keep_freed_memory()
+    if console.quiet():
+        # Hugging Face's own bars (e.g. "Loading weights") follow ours; read when transformers is imported.
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     handler: Callable[[argparse.Namespace], None] = args.handler
     try:
         handler(args)

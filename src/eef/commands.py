@@ -108,6 +108,74 @@ def evaluate_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
     return save_evaluation(evaluation, out, context)
 
 
+def probe(args: argparse.Namespace) -> dict[str, Any]:
+    from eef.config import RolloutConfig, SamplingConfig
+    from eef.envs.registry import get_suite
+    from eef.methods.exploration import ALL_LEVELS, best_restart
+    from eef.policy.engine import SamplingSettings, make_generator
+    from eef.policy.models import load_policy
+    from eef.probe import check_replays, run_probe
+    from eef.rollout import RolloutSettings
+    from eef.storage import read_trajectories, write_trajectories
+
+    for flag, value in (("--limit", args.limit), ("--m", args.m)):
+        if value is not None and value <= 0:
+            raise UserError(f"{flag} must be positive, got {value}")
+    sampling = _from_flags(SamplingConfig, temperature=args.temperature, max_new_tokens=args.max_new_tokens)
+    _from_flags(RolloutConfig, batch_size=args.batch_size)
+    suite = get_suite(args.env, **dict(args.env_options))
+    levels = [level.strip() for level in args.levels.split(",")] if args.levels else None
+    unknown = sorted(set(levels or []) - set(suite.difficulty_levels()))
+    if unknown:
+        known = ", ".join(suite.difficulty_levels()) or "none"
+        raise UserError(f"--levels: {args.env} has no level {unknown[0]!r}; its levels: {known}")
+    failures = [
+        t
+        for t in read_trajectories(Path(args.restarts))
+        if not t.success and (levels is None or t.difficulty in levels)
+    ][: args.limit]
+    if not failures:
+        raise UserError(
+            f"{args.restarts}: no failed trajectories{' of levels ' + args.levels if levels else ''} to restart from"
+        )
+    if not Path(args.checkpoint).is_dir():
+        raise UserError(f"{args.checkpoint}: no such checkpoint folder (give one that eef train or eef run wrote)")
+    check_replays(suite, failures)  # before the model loads
+    policy = load_policy(args.checkpoint)
+    settings = RolloutSettings(
+        sampling=SamplingSettings(temperature=sampling.temperature, max_new_tokens=sampling.max_new_tokens),
+        batch_size=args.batch_size,
+    )
+    result = run_probe(
+        make_generator(policy.model, policy.tokenizer),
+        suite,
+        failures,
+        m=args.m,
+        settings=settings,
+        seed=args.seed,
+        origin=f"probe:{args.checkpoint}",
+    )
+    if args.out:
+        write_trajectories(Path(args.out), result.rollouts)
+    order = [*suite.difficulty_levels(), *sorted(set(result.by_start) - set(suite.difficulty_levels()) - {ALL_LEVELS})]
+    by_start = {level: result.by_start[level] for level in [*order, ALL_LEVELS] if level in result.by_start}
+    return {
+        "checkpoint": args.checkpoint,
+        "restarts": args.restarts,
+        "env": args.env,
+        "env_options": dict(args.env_options),
+        "failures": len(failures),
+        "episodes": len(result.rollouts),
+        "m": args.m,
+        "temperature": sampling.temperature,
+        "seed": args.seed,
+        "by_start": by_start,
+        "best_restart": {level: best_restart(counts) for level, counts in by_start.items()},
+        "wall_time_s": round(result.wall_time_s, 1),
+        "out": args.out,
+    }
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from eef.config import default_config_path, load_config
     from eef.run import Run

@@ -20,6 +20,7 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
 from eef.compare import load_run_results
+from eef.results import training_set_sources
 from eef.storage import atomic_write_text, iter_jsonl, read_json
 from eef.types import Message, Trajectory
 
@@ -95,26 +96,72 @@ def plot_solved_by_difficulty(results: dict[str, Any]) -> Figure:
 
 
 def plot_success_by_start(results: dict[str, Any]) -> Figure:
-    """s0: from the task's start; sj: from the j-th restart point of a failed expert trajectory."""
-    series = _per_iteration(results, "success_by_start")
-    starts = sorted({s for _, rates in series for s in rates}, key=lambda s: (len(s), s))
+    """One panel per difficulty level (and all): the success rate of each iteration's exploration rollouts
+    by start; s0: from the task's start; sj: from the j-th restart point of a failed expert trajectory."""
+    series = [(name, by_level) for name, by_level in _per_iteration(results, "success_by_start_and_level") if by_level]
+    if not series:  # a run from before rates were kept by level
+        series = [(name, {"all": {s: {"episodes": 1, "successes": r} for s, r in rates.items()}})
+                  for name, rates in _per_iteration(results, "success_by_start")]  # fmt: skip
+    levels = list(dict.fromkeys(level for _, by_level in series for level in by_level))
+    starts = sorted(
+        {s for _, by_level in series for counts in by_level.values() for s in counts}, key=lambda s: (len(s), s)
+    )
+    columns = min(3, max(len(levels), 1))
+    rows = -(-max(len(levels), 1) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(11, 3.2 * rows), sharey=True, squeeze=False)
+    width = 0.8 / max(len(series), 1)
+    for axis, level in zip(axes.flat, levels, strict=False):
+        for index, (name, by_level) in enumerate(series):
+            counts = by_level.get(level, {})
+            heights = [
+                100 * c["successes"] / c["episodes"] if (c := counts.get(s)) and c["episodes"] else 0 for s in starts
+            ]
+            axis.bar([k + index * width for k in range(len(starts))], heights, width=width, label=name)
+        axis.set_xticks([k + 0.4 - width / 2 for k in range(len(starts))], starts)
+        axis.set_title(level)
+    for axis in axes.flat[len(levels) :]:
+        axis.axis("off")
+    for axis in axes[:, 0]:
+        axis.set_ylabel("success rate (%)")
+    axes.flat[0].legend(fontsize=8)
+    return figure
+
+
+def plot_new_solutions(results: dict[str, Any]) -> Figure:
+    """New training solutions of each method and iteration by difficulty level, stacked by where the
+    policy's part started: the task's start, a restart point, a recovery state."""
+    series = _per_iteration(results, "solutions_by_level")
+    series = [(name, found or {}) for name, found in series]
+    levels = sorted({level for _, found in series for level in found})
     figure, axis = plt.subplots(figsize=(11, 3.8))
     width = 0.8 / max(len(series), 1)
-    for index, (name, rates) in enumerate(series):
-        positions = [k + index * width for k in range(len(starts))]
-        axis.bar(positions, [100 * rates.get(s, 0) for s in starts], width=width, label=name)
-    axis.set_xticks([k + 0.4 - width / 2 for k in range(len(starts))], starts)
-    axis.set_xlabel("start of the rollout")
-    axis.set_ylabel("success rate (%)")
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    hatches = {"s0": "", "restart": "//", "recovery": ".."}
+    for index, (name, found) in enumerate(series):
+        positions = [k + index * width for k in range(len(levels))]
+        bottom = [0] * len(levels)
+        for start, hatch in hatches.items():
+            counts = [found.get(level, {}).get(start, 0) for level in levels]
+            label = name if start == "s0" else None
+            colour = colours[index % len(colours)]
+            axis.bar(
+                positions, counts, width=width, bottom=bottom, color=colour, hatch=hatch, edgecolor="white", label=label
+            )
+            bottom = [b + c for b, c in zip(bottom, counts, strict=True)]
+    axis.set_xticks([k + 0.4 - width / 2 for k in range(len(levels))], levels)
+    axis.set_ylabel("new solutions (plain: from s0, // restart, .. recovery)")
     axis.legend(fontsize=8)
     return figure
 
 
 def plot_composition_and_cost(results: dict[str, Any]) -> Figure:
-    parts = [("expert_successes", "expert successes"), ("from_initial_states", "from initial states"),
-             ("from_recovery_states", "from recovery states")]  # fmt: skip
+    parts = [("E+", "expert successes"), ("s0", "solutions from s0"), ("restart", "from restart points"),
+             ("recovery", "from recovery states")]  # fmt: skip
     figure, (composition, cost) = plt.subplots(1, 2, figsize=(11, 3.8))
-    _stacked_bars(composition, _per_iteration(results, "composition"), parts)
+    bars = [
+        (f"{m} {it['iteration']}", training_set_sources(it)) for m, its in results["iterations"].items() for it in its
+    ]
+    _stacked_bars(composition, bars, parts)
     composition.set_ylabel("training trajectories")
     rows = [row for row in _methods(results) if "cost" in row]
     cost.bar([row["method"] for row in rows], [row["cost"].get("wall_time_s", 0) / 60 for row in rows])
@@ -241,7 +288,12 @@ def write_report(run_dir: Path) -> Path:
         ("test", "Test win rate and mean reward per method", lambda: plot_test_results(results)),
         ("iterations", "Win rate per iteration", lambda: plot_win_rate_per_iteration(results, sft_dev_win)),
         ("solved", "Training subtasks solved per iteration, by difficulty", lambda: plot_solved_by_difficulty(results)),
-        ("restarts", "Success rate of rollouts by start (s0: initial state)", lambda: plot_success_by_start(results)),
+        (
+            "restarts",
+            "Success rate of exploration rollouts by start and difficulty (s0: the task's start)",
+            lambda: plot_success_by_start(results),
+        ),
+        ("solutions", "New training solutions by difficulty and start", lambda: plot_new_solutions(results)),
         ("composition", "Training set composition and cost per method", lambda: plot_composition_and_cost(results)),
     ]
     sections = []

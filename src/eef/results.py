@@ -120,23 +120,85 @@ def markdown(results: dict[str, Any]) -> str:
     for row in results["table"]:
         rates = [f"{row['test_by_difficulty'].get(level, 0):.0%}" for level in levels]
         lines.append(f"| {row['method']} | " + " | ".join(rates) + " |")
-    lines += [
+    lines += ["", *_per_iteration_tables(results["iterations"])]
+    return "\n".join(lines) + "\n"
+
+
+SOLUTION_STARTS = ("s0", "restart", "recovery")  # where a solution's policy part started (build.json)
+
+
+def _per_iteration_tables(iterations: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """What each method's iterations explored, found and trained on (EEF's mechanism at work, or not)."""
+    lines = [
+        "Per iteration (dev selects). Training set: the main expert's successes (E+) and the new solutions,",
+        "by where the policy's part of each started: the task's start (s0), a restart point inside a failed",
+        "expert trajectory (restart), or a recovery state (recovery):",
         "",
-        "Per iteration (dev selects; training set composition; success rate of rollouts by start):",
-        "",
-        "| method | iter | dev win | test win | solved train tasks | E+ | from s0 | from recovery | success by start |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| method | iter | dev win | test win | solved train tasks | training set (share) |",
+        "|---|---|---|---|---|---|",
     ]
-    for method, per_iteration in results["iterations"].items():
+    for method, per_iteration in iterations.items():
         for it in per_iteration:
-            composition = it["composition"]
-            starts = ", ".join(f"{name} {rate:.0%}" for name, rate in it["success_by_start"].items())
             lines.append(
                 f"| {method} | {it['iteration']} | {it['dev_win_rate']:.1%} | {it['test_win_rate']:.1%} | "
-                f"{it['solved_tasks']} ({_levels(it['solved_by_difficulty'])}) | {composition['expert_successes']} | "
-                f"{composition['from_initial_states']} | {composition['from_recovery_states']} | {starts} |"
+                f"{it['solved_tasks']} ({_levels(it['solved_by_difficulty'])}) | {_shares(training_set_sources(it))} |"
             )
-    return "\n".join(lines) + "\n"
+    levels = sorted({level for its in iterations.values() for it in its for level in it.get("solutions_by_level", {})})
+    lines += [
+        "",
+        "New solutions by difficulty level (s0 / restart / recovery):",
+        "",
+        "| method | iter | " + " | ".join(levels) + " |",
+        "|---|---|" + "---|" * len(levels),
+    ]
+    for method, per_iteration in iterations.items():
+        for it in per_iteration:
+            found = it.get("solutions_by_level", {})
+            cells = [
+                " / ".join(str(found.get(level, {}).get(start, 0)) for start in SOLUTION_STARTS) for level in levels
+            ]
+            lines.append(f"| {method} | {it['iteration']} | " + " | ".join(cells) + " |")
+    by_start = [(m, it) for m, its in iterations.items() for it in its if it.get("success_by_start_and_level")]
+    starts = sorted(
+        {name for _, it in by_start for counts in it["success_by_start_and_level"].values() for name in counts},
+        key=lambda name: (len(name), name),
+    )
+    lines += [
+        "",
+        "Success rate of the exploration rollouts by difficulty level and start (s0: the task's start; sj: the",
+        "j-th restart point of a failed expert trajectory; rollouts in brackets). Iteration i explores with",
+        "the model of iteration i - 1 (iteration 1: the SFT model):",
+        "",
+        "| method | iter | level | " + " | ".join(starts) + " |",
+        "|---|---|---|" + "---|" * len(starts),
+    ]
+    for method, it in by_start:
+        for level, counts in it["success_by_start_and_level"].items():
+            cells = [_rate(counts.get(name)) for name in starts]
+            lines.append(f"| {method} | {it['iteration']} | {level} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def training_set_sources(iteration: dict[str, Any]) -> dict[str, int]:
+    """The training set's trajectories by source: expert successes, then the solutions by start."""
+    found = iteration.get("solutions_by_level")
+    if found is None:  # a run from before solutions were counted by start
+        composition = iteration["composition"]
+        return {"E+": composition["expert_successes"], "s0": composition["from_initial_states"],
+                "recovery": composition["from_recovery_states"]}  # fmt: skip
+    totals = {start: sum(level.get(start, 0) for level in found.values()) for start in SOLUTION_STARTS}
+    return {"E+": iteration["composition"]["expert_successes"], **totals}
+
+
+def _shares(counts: dict[str, int]) -> str:
+    total = sum(counts.values()) or 1
+    return ", ".join(f"{name} {count} ({count / total:.0%})" for name, count in counts.items())
+
+
+def _rate(counts: dict[str, int] | None) -> str:
+    if not counts or not counts["episodes"]:
+        return "-"
+    return f"{counts['successes'] / counts['episodes']:.0%} ({counts['episodes']})"
 
 
 def _levels(counts: dict[str, int]) -> str:

@@ -35,10 +35,12 @@ from eef.errors import UserError
 from eef.evaluate import evaluate, save_evaluation
 from eef.experts.collect import collect_to_file, raise_if_incomplete
 from eef.methods.exploration import (
+    ALL_LEVELS,
     build_training_set,
     exploration_starts,
-    restart_position_rates,
+    rates,
     rollout_seed,
+    success_by_start,
 )
 from eef.methods.solutions import PositiveRepository
 from eef.metrics import MetricsLog
@@ -261,6 +263,7 @@ class Run:
                     seed=rollout_seed(self.config.seed, method.name, iteration, -1),
                 )
                 write_jsonl(folder / "train.jsonl", training.trajectories)
+                by_start = success_by_start(rollouts, failures, method.m)
                 by_level = {t.task_id: t.difficulty for t in self.tasks.train}
                 solved_by_level = Counter(by_level.get(task_id, "-") for task_id in training.solved_tasks)
                 write_json(
@@ -271,7 +274,9 @@ class Run:
                         "solved_tasks": len(training.solved_tasks),
                         "solved_by_difficulty": dict(solved_by_level),
                         "repository_size": len(repository),
-                        "success_by_start": restart_position_rates(rollouts, failures, method.m),
+                        "solutions_by_level": training.solutions_by_level,
+                        "success_by_start": rates(by_start[ALL_LEVELS]) if by_start else {},
+                        "success_by_start_and_level": by_start,
                     },
                 )
             training_data = read_jsonl(folder / "train.jsonl", Trajectory)

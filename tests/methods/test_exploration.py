@@ -1,7 +1,7 @@
 """Which episodes a method explores and which data it trains on, on hand-made trajectories."""
 
 from eef.config import MethodConfig
-from eef.methods.exploration import build_training_set, exploration_starts, restart_position_rates
+from eef.methods.exploration import best_restart, build_training_set, exploration_starts, rates, success_by_start
 from eef.methods.solutions import PositiveRepository
 from eef.types import Task
 from tests.methods.test_solutions import _expert_failure, _success
@@ -57,8 +57,29 @@ def test_ablations_change_the_data():
     assert rft.composition == {"expert_successes": 0, "from_initial_states": 1, "from_recovery_states": 0}
 
 
-def test_success_rate_by_restart_position():
+def test_success_by_start_counts_each_level_and_all():
     failure = _expert_failure(12)
-    rollouts = [_success(0, 3), _success(4, 1), _expert_failure().model_copy(update={"id": "x", "success": False})]
-    rates = restart_position_rates(rollouts, [failure], m=5)
-    assert rates == {"s0": 0.5, "s2": 1.0}
+    hard = {"difficulty": "paging"}
+    rollouts = [
+        _success(0, 3).model_copy(update=hard),
+        _success(4, 1).model_copy(update=hard),
+        _expert_failure().model_copy(update={"id": "x", "success": False, **hard}),  # from s0, failed
+        _success(8, 1, tag="b").model_copy(update={"difficulty": "easy"}),
+    ]
+    counts = success_by_start(rollouts, [failure], m=5)
+    assert counts["paging"] == {"s0": {"episodes": 2, "successes": 1}, "s2": {"episodes": 1, "successes": 1}}
+    assert counts["easy"] == {"s4": {"episodes": 1, "successes": 1}}
+    assert rates(counts["all"]) == {"s0": 0.5, "s2": 1.0, "s4": 1.0}
+    assert best_restart(counts["all"]) == "s2"  # the earliest of the best
+    assert best_restart(counts["paging"]) == "s2" and best_restart({"s0": {"episodes": 1, "successes": 1}}) is None
+
+
+def test_new_solutions_are_counted_by_level_and_start():
+    method = MethodConfig(name="eef", kind="eef", m=5)
+    built = build_training_set(method, TASKS, [], [_expert_failure()], _repository(), seed=0)
+    # t1 (easy): its start solved by the policy itself; recovery state s2 solved via s4
+    assert built.solutions_by_level == {"easy": {"s0": 1, "recovery": 1}}
+    repo = PositiveRepository()
+    repo.add([_success(4, 1)])  # only a restart solved: the expert's clean prefix + the policy's finish
+    built = build_training_set(method, TASKS, [], [_expert_failure()], repo, seed=0)
+    assert built.solutions_by_level == {"easy": {"restart": 1}}

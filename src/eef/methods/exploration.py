@@ -47,6 +47,10 @@ class TrainingSet:
     composition: dict[str, int]  # expert successes, solutions from initial and from recovery states
     important_states: dict[str, int]  # initial and recovery states, and how many have a solution
     solved_tasks: list[str] = field(default_factory=list)  # tasks whose initial state has training data
+    # The selected solutions by difficulty level and by where their policy part started: "s0" (the
+    # policy's own success from the task's start), "restart" (a clean expert prefix + the policy's
+    # success from a restart point, for an initial state), "recovery" (for a recovery state).
+    solutions_by_level: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 def build_training_set(
@@ -80,12 +84,14 @@ def build_training_set(
                 if candidates:
                     selected.append(select(candidates, method.selection, rng))
 
-    solutions = [c.trajectory for c in selected]
-    if not method.mask_harmful:
-        solutions = [train_everything(t) for t in solutions]
     chosen: dict[str, Trajectory] = {t.id: t for t in expert_successes}
-    for solution in solutions:
-        chosen.setdefault(solution.id, solution)
+    level_of = {task.task_id: task.difficulty or "-" for task in tasks}
+    by_level: dict[str, Counter[str]] = defaultdict(Counter)
+    for candidate in selected:
+        solution = candidate.trajectory if method.mask_harmful else train_everything(candidate.trajectory)
+        if solution.id not in chosen:
+            chosen[solution.id] = solution
+            by_level[level_of[solution.task_id]][_solution_start(candidate)] += 1
     composition = Counter(c.state for c in selected)
     solved = {t.task_id for t in expert_successes} | {c.trajectory.task_id for c in selected if c.state == "initial"}
     return TrainingSet(
@@ -102,21 +108,55 @@ def build_training_set(
             "recovery_with_solution": composition["recovery"],
         },
         solved_tasks=sorted(solved),
+        solutions_by_level={level: dict(by_level[level]) for level in sorted(by_level)},
     )
 
 
-def restart_position_rates(rollouts: list[Trajectory], failures: list[Trajectory], m: int) -> dict[str, float]:
-    """Success rate of this iteration's rollouts by start: ``s0`` and restart position j = 1..M."""
+def _solution_start(candidate: Candidate) -> str:
+    if candidate.state == "recovery":
+        return "recovery"
+    return "s0" if candidate.trajectory.start.is_initial else "restart"
+
+
+StartCounts = dict[str, dict[str, dict[str, int]]]  # level -> start (s0, s1, ...) -> episodes, successes
+ALL_LEVELS = "all"
+
+
+def success_by_start(rollouts: list[Trajectory], failures: list[Trajectory], m: int) -> StartCounts:
+    """Rollouts and successes by difficulty level (and ``all``) and by start: ``s0`` the task's start,
+    ``sj`` the j-th restart point of a failed expert trajectory (EEF's step 2b). Counts, not rates, so
+    that levels and iterations can be pooled."""
     position: dict[tuple[str, int], int] = {}
     for failure in failures:
         for j, point in enumerate(restart_points(failure.num_actions, m), start=1):
             position[(failure.id, point)] = j
-    outcomes: dict[str, list[bool]] = defaultdict(list)
+    counts: StartCounts = defaultdict(lambda: defaultdict(lambda: {"episodes": 0, "successes": 0}))
     for rollout in rollouts:
         start = rollout.start
         name = "s0" if start.is_initial else f"s{position.get((start.expert_trajectory_id, start.action_index), '?')}"
-        outcomes[name].append(rollout.success)
-    return {name: sum(v) / len(v) for name, v in sorted(outcomes.items())}
+        for level in (rollout.difficulty or "-", ALL_LEVELS):
+            counts[level][name]["episodes"] += 1
+            counts[level][name]["successes"] += rollout.success
+    return {level: {name: dict(by_start[name]) for name in sorted(by_start, key=_start_order)}
+            for level, by_start in counts.items()}  # fmt: skip
+
+
+def _start_order(name: str) -> tuple[int, str]:
+    return (len(name), name)  # s0, s1, ..., s9, s10
+
+
+def rates(by_start: dict[str, dict[str, int]]) -> dict[str, float]:
+    """Success rate per start of one level's counts."""
+    return {name: c["successes"] / c["episodes"] for name, c in by_start.items() if c["episodes"]}
+
+
+def best_restart(by_start: dict[str, dict[str, int]]) -> str | None:
+    """The restart position (not s0) with the highest success rate, the earliest on ties; None without restarts."""
+    best: tuple[float, str] | None = None
+    for name, rate in rates(by_start).items():  # in start order
+        if name != "s0" and (best is None or rate > best[0]):
+            best = (rate, name)
+    return best[1] if best else None
 
 
 def rollout_seed(seed: int, method: str, iteration: int, chunk: int) -> int:
