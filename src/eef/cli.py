@@ -9,7 +9,7 @@ from pathlib import Path
 
 from eef import console
 from eef.allocator import keep_freed_memory
-from eef.errors import IncompleteError, UserError
+from eef.errors import WRITE_FAILURES, IncompleteError, UserError, WriteError, on_write_failure
 
 
 def _cmd_envs(args: argparse.Namespace) -> None:
@@ -59,16 +59,17 @@ def _cmd_collect(args: argparse.Namespace) -> None:
         raise UserError(f"{given} applies to chat-model experts only: use it with --expert openai:MODEL")
     stem = expert_file_stem(name)
     out = Path(args.out) if args.out else Path("data") / f"expert-{args.env}-{stem}-{args.split}.jsonl"
-    report = collect_to_file(
-        env_name=args.env,
-        expert_spec=name,
-        split=args.split,
-        out=out,
-        seed=args.seed,
-        limit=args.limit,
-        llm=llm,
-        suite=get_suite(args.env, **dict(args.env_options)),
-    )
+    with on_write_failure("run the same command again (the episodes collected so far are kept)"):
+        report = collect_to_file(
+            env_name=args.env,
+            expert_spec=name,
+            split=args.split,
+            out=out,
+            seed=args.seed,
+            limit=args.limit,
+            llm=llm,
+            suite=get_suite(args.env, **dict(args.env_options)),
+        )
     if args.json:
         console.print_json(report)
     else:
@@ -333,8 +334,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as err:
         console.messages.print(f"eef: error: {err}", markup=False, highlight=False)
         return 2
-    except IncompleteError as err:
+    except IncompleteError as err:  # WriteError included: a file that could not be written
         console.messages.print(f"eef: error: {err}", markup=False, highlight=False)
+        return 1
+    except OSError as err:
+        if err.errno not in WRITE_FAILURES:
+            raise
+        # A library's own write, in a command that does not say how to retry (see on_write_failure).
+        console.messages.print(f"eef: error: {WriteError.of(err)}", markup=False, highlight=False)
         return 1
     except KeyboardInterrupt:
         console.messages.print("eef: interrupted", markup=False)
