@@ -127,9 +127,16 @@ def _cmd_run(args: argparse.Namespace) -> None:
 
 
 def _cmd_report(args: argparse.Namespace) -> None:
+    from eef.compare import load_run_results
+    from eef.lock import run_lock
     from eef.report import write_report
 
-    console.results.print(f"report: {write_report(Path(args.run))}", markup=False, highlight=False)
+    directory = Path(args.run)
+    load_run_results(directory)  # a directory that is not a finished run is a user error, before the lock
+    # The report is written into the run directory: not while a run writes there (the run writes it at its end).
+    with on_write_failure(f"eef report {directory}"), run_lock(directory, "eef report"):
+        path = write_report(directory)
+    console.results.print(f"report: {path}", markup=False, highlight=False)
 
 
 def _cmd_compare(args: argparse.Namespace) -> None:

@@ -28,7 +28,7 @@ import torch
 import yaml
 
 from eef import console
-from eef.config import MethodConfig, RunConfig
+from eef.config import MethodConfig, RunConfig, load_config
 from eef.envs.base import Suite
 from eef.envs.registry import get_suite
 from eef.errors import UserError
@@ -81,11 +81,12 @@ class Run:
 
     @classmethod
     def create(cls, directory: Path, config: RunConfig) -> Run:
+        """A new run in ``directory``, its config.yaml written (to run it, see :meth:`prepare`)."""
         directory = Path(directory)
         if (directory / "config.yaml").exists():
             raise UserError(f"{directory} already holds a run: continue it with `eef run --resume {directory}`")
         run = cls(directory, config)
-        atomic_write_text(directory / "config.yaml", yaml.safe_dump(config.model_dump(), sort_keys=False))
+        run._write_config()
         return run
 
     @classmethod
@@ -93,7 +94,21 @@ class Run:
         path = Path(directory) / "config.yaml"
         if not path.is_file():
             raise UserError(f"{directory}: not a run directory (no config.yaml); start one with `eef run`")
-        return cls(directory, RunConfig.model_validate(yaml.safe_load(path.read_text())))
+        return cls(directory, load_config(path, []))
+
+    def prepare(self) -> None:
+        """Make the directory ready for :meth:`execute`; call it holding the directory's lock
+        (:func:`eef.lock.run_lock`), which :meth:`execute` needs too. A new directory gets config.yaml; a
+        run already there must have this config."""
+        path = self.dir / "config.yaml"
+        if not path.is_file():
+            self._write_config()
+            return
+        if load_config(path, []) != self.config:
+            raise UserError(f"{self.dir} holds a run with another config: use --out for a new run directory")
+
+    def _write_config(self) -> None:
+        atomic_write_text(self.dir / "config.yaml", yaml.safe_dump(self.config.model_dump(), sort_keys=False))
 
     # ---- the whole run ---------------------------------------------------------------------
 
