@@ -139,6 +139,38 @@ def _cmd_report(args: argparse.Namespace) -> None:
     console.results.print(f"report: {path}", markup=False, highlight=False)
 
 
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from eef.verify import verify
+
+    checks = verify(Path(args.run))
+    failed = [check for check in checks if not check.ok]
+    if args.json:
+        console.print_json(
+            {
+                "run": args.run,
+                "ok": not failed,
+                "checks": [
+                    {
+                        "name": check.name,
+                        "ok": check.ok,
+                        "files": check.files,
+                        "problems": [{"file": str(p.path), "problem": p.what} for p in check.problems],
+                    }
+                    for check in checks
+                ],
+            }
+        )
+    else:
+        lines = []
+        for check in checks:
+            lines.append(f"{'ok' if check.ok else 'FAIL':<4}  {check.name:<30}  {check.files} checked")
+            lines += [f"      {problem}" for problem in check.problems]
+        verdict = f"{len(failed)} of {len(checks)} checks fail" if failed else f"all {len(checks)} checks hold"
+        lines.append(f"{args.run}: {verdict}")
+        console.results.print("\n".join(lines), markup=False, highlight=False)
+    return 1 if failed else 0
+
+
 def _cmd_compare(args: argparse.Namespace) -> None:
     from eef.compare import compare, markdown
 
@@ -297,6 +329,13 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("run", metavar="RUN_DIR", help="a finished run directory")
     report.set_defaults(handler=_cmd_report)
 
+    verify = commands.add_parser(
+        "verify", help="check a run directory's invariants (exit code 1 when one fails); see docs/runs.md"
+    )
+    verify.add_argument("run", metavar="RUN_DIR", help="a run directory, finished or not")
+    verify.add_argument("--json", action="store_true", help="print JSON instead of lines")
+    verify.set_defaults(handler=_cmd_verify)
+
     compare = commands.add_parser("compare", help="one table over several finished runs: mean and spread per method")
     compare.add_argument("runs", nargs="+", metavar="RUN_DIR", help="finished run directories (e.g. several seeds)")
     compare.add_argument(
@@ -335,9 +374,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     keep_freed_memory()
-    handler: Callable[[argparse.Namespace], None] = args.handler
+    handler: Callable[[argparse.Namespace], int | None] = args.handler
     try:
-        handler(args)
+        return handler(args) or 0
     except UserError as err:
         console.messages.print(f"eef: error: {err}", markup=False, highlight=False)
         return 2
@@ -353,7 +392,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         console.messages.print("eef: interrupted", markup=False)
         return 130
-    return 0
 
 
 if __name__ == "__main__":

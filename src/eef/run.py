@@ -50,6 +50,7 @@ from eef.rollout import RolloutEngine, RolloutSettings
 from eef.storage import append_jsonl, atomic_write_text, ends_with_newline, read_jsonl, write_json, write_jsonl
 from eef.training.sft import SFTSettings, train_sft
 from eef.types import Task, Trajectory
+from eef.verify import refuse_if_broken
 
 
 @dataclass
@@ -99,13 +100,15 @@ class Run:
     def prepare(self) -> None:
         """Make the directory ready for :meth:`execute`; call it holding the directory's lock
         (:func:`eef.lock.run_lock`), which :meth:`execute` needs too. A new directory gets config.yaml; a
-        run already there must have this config."""
+        run already there must have this config, and what it keeps must pass `eef verify`'s checks
+        (a chunk a kill tore is not a failure: :meth:`execute` reruns it)."""
         path = self.dir / "config.yaml"
         if not path.is_file():
             self._write_config()
             return
         if load_config(path, []) != self.config:
             raise UserError(f"{self.dir} holds a run with another config: use --out for a new run directory")
+        refuse_if_broken(self.dir, self.config)
 
     def _write_config(self) -> None:
         atomic_write_text(self.dir / "config.yaml", yaml.safe_dump(self.config.model_dump(), sort_keys=False))
