@@ -14,6 +14,7 @@ losing or duplicating anything. Layout::
     metrics.jsonl               one line per finished stage
     results.json, results.md    the comparison
     report.html, report/*.png   plots and example trajectories (`eef report`)
+    .eef.lock, .eef.lock.json   one writer at a time (:mod:`eef.lock`), and who it is
 """
 
 from __future__ import annotations
