@@ -107,6 +107,7 @@ class RunFiles:
         return sorted(found)
 
     def lines(self, path: Path) -> Lines:
+        """``path`` read by :func:`read_lines`, once."""
         if path not in self._lines:
             self._lines[path] = read_lines(path)
         return self._lines[path]
