@@ -98,7 +98,7 @@ def test_collect_writes_trajectories_and_summary(tmp_path):
     assert stats["overall"] == report["summary"]["overall"]
 
 
-@pytest.mark.parametrize("command", ["envs", "collect", "stats", "train", "eval", "run"])
+@pytest.mark.parametrize("command", ["envs", "collect", "stats", "train", "eval", "run", "verify"])
 def test_every_command_has_help(command):
     result = eef(command, "--help")
     assert result.returncode == 0 and "usage: eef" in result.stdout

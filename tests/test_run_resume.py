@@ -9,21 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.small_run import quiet_env, small_run_command
-
-
-def _lines(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
-
-
-def _data_files(run: Path) -> list[Path]:
-    return sorted(p.relative_to(run) for p in run.rglob("*.jsonl") if p.name != "metrics.jsonl")
+from tests.small_run import assert_same_data, quiet_env, small_run_command
 
 
 @pytest.mark.slow
 def test_sigkill_mid_iteration_then_resume_matches_uninterrupted_run(tmp_path: Path, small_run: Path):
-    whole = small_run
-
     killed = tmp_path / "killed"
     rollouts = killed / "eef" / "iter-1" / "rollouts.jsonl"
     process = subprocess.Popen(
@@ -37,6 +27,8 @@ def test_sigkill_mid_iteration_then_resume_matches_uninterrupted_run(tmp_path: P
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert not (killed / "eef" / "iter-1" / "rollouts.done.json").exists(), "killed too late: exploration was done"
+    # The killed run held the directory's lock; the OS dropped it, only the note of its holder is left.
+    assert json.loads((killed / ".eef.lock.json").read_text())["pid"] == process.pid
 
     resumed = subprocess.run(
         [sys.executable, "-m", "eef", "run", "--resume", str(killed)],
@@ -46,19 +38,4 @@ def test_sigkill_mid_iteration_then_resume_matches_uninterrupted_run(tmp_path: P
         timeout=600,
     )
     assert resumed.returncode == 0, resumed.stderr
-
-    assert _data_files(killed) == _data_files(whole)
-    for relative in _data_files(whole):
-        expected, got = _lines(whole / relative), _lines(killed / relative)
-        ids = [record["id"] for record in got]
-        assert len(ids) == len(set(ids)), f"duplicates in {relative}"
-        assert got == expected, f"{relative} differs from the uninterrupted run"
-    metric_keys = [record["key"] for record in _lines(killed / "metrics.jsonl")]
-    assert len(metric_keys) == len(set(metric_keys))
-    assert set(metric_keys) == {record["key"] for record in _lines(whole / "metrics.jsonl")}
-
-    def table(run: Path) -> list[dict]:  # without wall times, which differ between any two runs
-        rows = json.loads((run / "results.json").read_text())["table"]
-        return [{key: value for key, value in row.items() if key != "cost"} for row in rows]
-
-    assert table(killed) == table(whole)
+    assert_same_data(killed, small_run)

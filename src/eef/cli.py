@@ -10,7 +10,7 @@ from pathlib import Path
 
 from eef import console
 from eef.allocator import keep_freed_memory
-from eef.errors import IncompleteError, UserError
+from eef.errors import WRITE_FAILURES, IncompleteError, UserError, WriteError, on_write_failure
 
 
 def _cmd_envs(args: argparse.Namespace) -> None:
@@ -60,16 +60,17 @@ def _cmd_collect(args: argparse.Namespace) -> None:
         raise UserError(f"{given} applies to chat-model experts only: use it with --expert openai:MODEL")
     stem = expert_file_stem(name)
     out = Path(args.out) if args.out else Path("data") / f"expert-{args.env}-{stem}-{args.split}.jsonl"
-    report = collect_to_file(
-        env_name=args.env,
-        expert_spec=name,
-        split=args.split,
-        out=out,
-        seed=args.seed,
-        limit=args.limit,
-        llm=llm,
-        suite=get_suite(args.env, **dict(args.env_options)),
-    )
+    with on_write_failure("run the same command again (the episodes collected so far are kept)"):
+        report = collect_to_file(
+            env_name=args.env,
+            expert_spec=name,
+            split=args.split,
+            out=out,
+            seed=args.seed,
+            limit=args.limit,
+            llm=llm,
+            suite=get_suite(args.env, **dict(args.env_options)),
+        )
     if args.json:
         console.print_json(report)
     else:
@@ -161,9 +162,48 @@ def _cmd_run(args: argparse.Namespace) -> None:
 
 
 def _cmd_report(args: argparse.Namespace) -> None:
+    from eef.compare import load_run_results
+    from eef.lock import run_lock
     from eef.report import write_report
 
-    console.results.print(f"report: {write_report(Path(args.run))}", markup=False, highlight=False)
+    directory = Path(args.run)
+    load_run_results(directory)  # a directory that is not a finished run is a user error, before the lock
+    # The report is written into the run directory: not while a run writes there (the run writes it at its end).
+    with on_write_failure(f"eef report {directory}"), run_lock(directory, "eef report"):
+        path = write_report(directory)
+    console.results.print(f"report: {path}", markup=False, highlight=False)
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from eef.verify import verify
+
+    checks = verify(Path(args.run))
+    failed = [check for check in checks if not check.ok]
+    if args.json:
+        console.print_json(
+            {
+                "run": args.run,
+                "ok": not failed,
+                "checks": [
+                    {
+                        "name": check.name,
+                        "ok": check.ok,
+                        "files": check.files,
+                        "problems": [{"file": str(p.path), "problem": p.what} for p in check.problems],
+                    }
+                    for check in checks
+                ],
+            }
+        )
+    else:
+        lines = []
+        for check in checks:
+            lines.append(f"{'ok' if check.ok else 'FAIL':<4}  {check.name:<30}  {check.files} checked")
+            lines += [f"      {problem}" for problem in check.problems]
+        verdict = f"{len(failed)} of {len(checks)} checks fail" if failed else f"all {len(checks)} checks hold"
+        lines.append(f"{args.run}: {verdict}")
+        console.results.print("\n".join(lines), markup=False, highlight=False)
+    return 1 if failed else 0
 
 
 def _cmd_compare(args: argparse.Namespace) -> None:
@@ -344,6 +384,13 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("run", metavar="RUN_DIR", help="a finished run directory")
     report.set_defaults(handler=_cmd_report)
 
+    verify = commands.add_parser(
+        "verify", help="check a run directory's invariants (exit code 1 when one fails); see docs/runs.md"
+    )
+    verify.add_argument("run", metavar="RUN_DIR", help="a run directory, finished or not")
+    verify.add_argument("--json", action="store_true", help="print JSON instead of lines")
+    verify.set_defaults(handler=_cmd_verify)
+
     compare = commands.add_parser("compare", help="one table over several finished runs: mean and spread per method")
     compare.add_argument("runs", nargs="+", metavar="RUN_DIR", help="finished run directories (e.g. several seeds)")
     compare.add_argument(
@@ -385,19 +432,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     if console.quiet():
         # Hugging Face's own bars (e.g. "Loading weights") follow ours; read when transformers is imported.
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    handler: Callable[[argparse.Namespace], None] = args.handler
+    handler: Callable[[argparse.Namespace], int | None] = args.handler
     try:
-        handler(args)
+        return handler(args) or 0
     except UserError as err:
         console.messages.print(f"eef: error: {err}", markup=False, highlight=False)
         return 2
-    except IncompleteError as err:
+    except IncompleteError as err:  # WriteError included: a file that could not be written
         console.messages.print(f"eef: error: {err}", markup=False, highlight=False)
+        return 1
+    except OSError as err:
+        if err.errno not in WRITE_FAILURES:
+            raise
+        # A library's own write, in a command that does not say how to retry (see on_write_failure).
+        console.messages.print(f"eef: error: {WriteError.of(err)}", markup=False, highlight=False)
         return 1
     except KeyboardInterrupt:
         console.messages.print("eef: interrupted", markup=False)
         return 130
-    return 0
 
 
 if __name__ == "__main__":

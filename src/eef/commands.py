@@ -177,22 +177,26 @@ def probe(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    from eef import console
     from eef.config import default_config_path, load_config
+    from eef.errors import on_write_failure
+    from eef.lock import run_lock
     from eef.run import Run
 
     if args.resume:
         if args.config or args.overrides:
             raise UserError("--resume continues a run with its own config: give no CONFIG or --set with it")
-        return Run.resume(Path(args.resume)).execute()
-    path = Path(args.config) if args.config else default_config_path()
-    config = load_config(path, args.overrides)
-    directory = Path(args.out) if args.out else Path("runs") / f"{config.name}-seed{config.seed}"
-    if (directory / "config.yaml").exists():
-        from eef import console
-
-        console.messages.print(f"continuing the run in {directory}", markup=False)
-        run_ = Run.resume(directory)
-        if run_.config != config:
-            raise UserError(f"{directory} holds a run with another config: use --out for a new run directory")
-        return run_.execute()
-    return Run.create(directory, config).execute()
+        run_ = Run.resume(Path(args.resume))
+    else:
+        path = Path(args.config) if args.config else default_config_path()
+        config = load_config(path, args.overrides)
+        directory = Path(args.out) if args.out else Path("runs") / f"{config.name}-seed{config.seed}"
+        run_ = Run(directory, config)  # checks the environment and the engine before anything is written
+    with on_write_failure(f"eef run --resume {run_.dir}"):
+        run_.dir.mkdir(parents=True, exist_ok=True)
+        # One writer per run directory, for the whole run: a second `eef run` here stops at once.
+        with run_lock(run_.dir, "eef run"):
+            if not args.resume and (run_.dir / "config.yaml").exists():
+                console.messages.print(f"continuing the run in {run_.dir}", markup=False)
+            run_.prepare()
+            return run_.execute()

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from eef.storage import ends_with_newline
+from eef.storage import append_text, ends_with_newline
 
 
 class MetricsLog:
@@ -32,6 +32,5 @@ class MetricsLog:
             return
         line = json.dumps({"key": key, "time": round(time.time(), 3), **data}, ensure_ascii=False)
         torn = not ends_with_newline(self.path)
-        with open(self.path, "a", encoding="utf-8") as handle:
-            handle.write(("\n" if torn else "") + line + "\n")
+        append_text(self.path, ("\n" if torn else "") + line + "\n")
         self._keys.add(key)

@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 
 from eef.compare import load_run_results
 from eef.results import training_set_sources
-from eef.storage import atomic_write_text, iter_jsonl, read_json
+from eef.storage import atomic_write_bytes, atomic_write_text, iter_jsonl, read_json
 from eef.types import Message, Trajectory
 
 PLOTS = "report"  # the PNG files' folder inside the run directory
@@ -299,11 +299,7 @@ def write_report(run_dir: Path) -> Path:
     sections = []
     for name, title, make in plots:
         png = _png(make())
-        (run_dir / PLOTS).mkdir(exist_ok=True)
-        target = run_dir / PLOTS / f"{name}.png"
-        staging = target.with_suffix(".png.tmp")
-        staging.write_bytes(png)
-        staging.replace(target)
+        atomic_write_bytes(run_dir / PLOTS / f"{name}.png", png)
         encoded = base64.b64encode(png).decode("ascii")
         sections.append(f'<h2>{html.escape(title)}</h2><img alt="{name}" src="data:image/png;base64,{encoded}">')
     title = f"{results['name']}: {results['env']}, model {results['model']}, seed {results['seed']}"

@@ -10,9 +10,11 @@ from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from eef.metrics import MetricsLog
 from eef.storage import atomic_write_text, read_json, write_json
 
 if TYPE_CHECKING:
+    from eef.config import RunConfig
     from eef.run import Run
 
 
@@ -32,21 +34,23 @@ def _row(name: str, test: dict[str, Any], **extra: Any) -> dict[str, Any]:
     }
 
 
-def collect_results(run: Run) -> dict[str, Any]:
+def collect_results(directory: Path, config: RunConfig) -> dict[str, Any]:
+    """The comparison (``results.json``) of the run in ``directory``, from the files its stages wrote."""
+    directory = Path(directory)
     rows = []
-    for expert in run.config.experts:
-        report = read_json(run.dir / "experts" / f"{expert}-test.summary.json")
+    for expert in config.experts:
+        report = read_json(directory / "experts" / f"{expert}-test.summary.json")
         rows.append(_row(f"expert ({expert})", report["summary"], kind="expert"))
-    costs = _costs(run)
-    rows.append(_row("sft", _eval(run.dir / "sft", "test"), kind="sft", iteration=0, cost=costs.get("sft", {})))
+    costs = _costs(MetricsLog(directory / "metrics.jsonl").records())
+    rows.append(_row("sft", _eval(directory / "sft", "test"), kind="sft", iteration=0, cost=costs.get("sft", {})))
 
     iterations: dict[str, list[dict[str, Any]]] = {}
-    for method in run.config.methods:
+    for method in config.methods:
         if method.kind == "sft":
             continue
         per_iteration = []
-        for i in range(1, run.config.iterations + 1):
-            folder = run.dir / method.name / f"iter-{i}"
+        for i in range(1, config.iterations + 1):
+            folder = directory / method.name / f"iter-{i}"
             dev, test = _eval(folder, "dev"), _eval(folder, "test")
             build = read_json(folder / "build.json")
             per_iteration.append(
@@ -62,24 +66,24 @@ def collect_results(run: Run) -> dict[str, Any]:
         iterations[method.name] = per_iteration
         if per_iteration:
             best = max(per_iteration, key=lambda it: (it["dev_win_rate"], it["dev_mean_reward"], -it["iteration"]))
-            test = _eval(run.dir / method.name / f"iter-{best['iteration']}", "test")
+            test = _eval(directory / method.name / f"iter-{best['iteration']}", "test")
             rows.append(_row(method.name, test, kind=method.kind, iteration=best["iteration"], cost=costs[method.name]))
     return {
-        "name": run.config.name,
-        "seed": run.config.seed,
-        "env": run.config.env.name,
-        "model": run.config.model.name,
+        "name": config.name,
+        "seed": config.seed,
+        "env": config.env.name,
+        "model": config.model.name,
         "table": rows,
         "iterations": iterations,
         "costs": costs,
     }
 
 
-def _costs(run: Run) -> dict[str, dict[str, float]]:
+def _costs(records: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     """Exploration and training cost per method; the shared SFT start is the ``sft`` entry (not
     counted again in the others). Evaluation is not a cost of a method: every method pays the same."""
     totals: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-    for record in run.metrics.records():
+    for record in records:
         if record.get("stage") == "eval":
             continue
         method = record["key"].split("/")[0]
@@ -206,7 +210,8 @@ def _levels(counts: dict[str, int]) -> str:
 
 
 def write_results(run: Run) -> dict[str, Any]:
-    results = collect_results(run)
+    """Write ``results.json`` and ``results.md`` of ``run``; returns the results."""
+    results = collect_results(run.dir, run.config)
     write_json(run.dir / "results.json", results)
     atomic_write_text(run.dir / "results.md", markdown(results))
     return results

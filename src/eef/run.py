@@ -14,6 +14,7 @@ losing or duplicating anything. Layout::
     metrics.jsonl               one line per finished stage
     results.json, results.md    the comparison
     report.html, report/*.png   plots and example trajectories (`eef report`)
+    .eef.lock, .eef.lock.json   one writer at a time (:mod:`eef.lock`), and who it is
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import torch
 import yaml
 
 from eef import console
-from eef.config import MethodConfig, RunConfig
+from eef.config import MethodConfig, RunConfig, load_config
 from eef.envs.base import Suite
 from eef.envs.registry import get_suite
 from eef.errors import UserError
@@ -52,6 +53,7 @@ from eef.rollout import RolloutEngine, RolloutSettings
 from eef.storage import append_jsonl, atomic_write_text, ends_with_newline, read_jsonl, write_json, write_jsonl
 from eef.training.sft import SFTSettings, train_sft
 from eef.types import Task, Trajectory
+from eef.verify import refuse_if_broken
 
 
 @dataclass
@@ -83,11 +85,12 @@ class Run:
 
     @classmethod
     def create(cls, directory: Path, config: RunConfig) -> Run:
+        """A new run in ``directory``, its config.yaml written (to run it, see :meth:`prepare`)."""
         directory = Path(directory)
         if (directory / "config.yaml").exists():
             raise UserError(f"{directory} already holds a run: continue it with `eef run --resume {directory}`")
         run = cls(directory, config)
-        atomic_write_text(directory / "config.yaml", yaml.safe_dump(config.model_dump(), sort_keys=False))
+        run._write_config()
         return run
 
     @classmethod
@@ -95,7 +98,23 @@ class Run:
         path = Path(directory) / "config.yaml"
         if not path.is_file():
             raise UserError(f"{directory}: not a run directory (no config.yaml); start one with `eef run`")
-        return cls(directory, RunConfig.model_validate(yaml.safe_load(path.read_text())))
+        return cls(directory, load_config(path, []))
+
+    def prepare(self) -> None:
+        """Make the directory ready for :meth:`execute`; call it holding the directory's lock
+        (:func:`eef.lock.run_lock`), which :meth:`execute` needs too. A new directory gets config.yaml; a
+        run already there must have this config, and what it keeps must pass `eef verify`'s checks
+        (a chunk a kill tore is not a failure: :meth:`execute` reruns it)."""
+        path = self.dir / "config.yaml"
+        if not path.is_file():
+            self._write_config()
+            return
+        if load_config(path, []) != self.config:
+            raise UserError(f"{self.dir} holds a run with another config: use --out for a new run directory")
+        refuse_if_broken(self.dir, self.config)
+
+    def _write_config(self) -> None:
+        atomic_write_text(self.dir / "config.yaml", yaml.safe_dump(self.config.model_dump(), sort_keys=False))
 
     # ---- the whole run ---------------------------------------------------------------------
 

@@ -1,8 +1,12 @@
-"""JSONL and JSON files: validated reads that name the bad line, atomic writes, appends that survive kills;
-and where eef caches what it derives once (converted models, simulator splits)."""
+"""JSONL and JSON files: validated reads that name the bad line, atomic writes, appends that survive kills
+and full disks; and where eef caches what it derives once (converted models, simulator splits).
+
+A write that fails (disk full, read-only file system, no permission) raises :class:`WriteError` naming
+the file it was writing, and leaves that file as it was."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -12,7 +16,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from eef.errors import UserError, first_problem
+from eef.errors import UserError, WriteError, first_problem
 from eef.types import Trajectory
 
 Record = TypeVar("Record", bound=BaseModel)
@@ -23,20 +27,57 @@ def cache_root() -> Path:
     return Path(os.environ.get("EEF_CACHE") or Path.home() / ".cache" / "eef").expanduser()
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and rename: readers never see half a file."""
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file and rename: readers never see half a file, and a
+    failed write (raised as :class:`WriteError`) leaves the old file and no temporary one."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as err:
+        raise WriteError.of(err, path) from err
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError):
+            raise WriteError.of(err, path) from err
         raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """:func:`atomic_write_bytes` of ``text`` in UTF-8."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def append_text(path: Path, text: str) -> None:
+    """Append ``text`` (whole lines) to ``path`` and fsync. A write that fails is cut back to the file's
+    old length before :class:`WriteError` is raised, so a full disk leaves no torn line; a kill still can,
+    mid-write (readers of appended files drop a torn last line)."""
+    path = Path(path)
+    data = memoryview(text.encode("utf-8"))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    except OSError as err:
+        raise WriteError.of(err, path) from err
+    try:
+        # Appends to a file come from one thread of one process (a run directory has one writer: eef.lock).
+        length = os.fstat(fd).st_size
+        try:
+            while data:
+                data = data[os.write(fd, data) :]
+            os.fsync(fd)
+        except OSError as err:
+            with contextlib.suppress(OSError):  # truncating frees space: it works on a full disk
+                os.ftruncate(fd, length)
+            raise WriteError.of(err, path) from err
+    finally:
+        os.close(fd)
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -75,15 +116,9 @@ def ends_with_newline(path: Path) -> bool:
 
 
 def append_jsonl(path: Path, records: Iterable[BaseModel]) -> None:
-    """Append whole lines and fsync. A kill mid-write can leave at most one torn last
+    """Append whole lines (:func:`append_text`). A kill mid-write can leave at most one torn last
     line, which :func:`read_jsonl` with ``drop_torn_tail=True`` discards on resume."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = "".join(_to_line(record) + "\n" for record in records)
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(payload)
-        handle.flush()
-        os.fsync(handle.fileno())
+    append_text(path, "".join(_to_line(record) + "\n" for record in records))
 
 
 def iter_jsonl(path: Path, model: type[Record], *, drop_torn_tail: bool = False) -> Iterator[Record]:

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from safetensors import SafetensorError
+
+from eef.errors import WRITE_FAILURES, WriteError
 
 
 @contextmanager
@@ -16,11 +21,15 @@ def atomic_directory(path: Path, *, keep_existing: bool = False) -> Iterator[Pat
 
     A kill or an error leaves ``path`` as it was (a hidden ``.<name>.*.tmp`` folder may stay behind).
     An existing ``path`` is replaced, or, with ``keep_existing``, kept and the new one discarded
-    (for caches that a concurrent process may have filled with the same content).
+    (for caches that a concurrent process may have filled with the same content). A write that fails
+    for want of space or permission, in the block or here, raises :class:`WriteError` naming ``path``.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    except OSError as err:
+        raise WriteError.of(err, path) from err
     staging.chmod(0o755)  # mkdtemp makes it private; a checkpoint or cache is as readable as any folder
     try:
         yield staging
@@ -28,9 +37,21 @@ def atomic_directory(path: Path, *, keep_existing: bool = False) -> Iterator[Pat
             shutil.rmtree(staging)
         else:
             _swap_in(staging, path)
-    except BaseException:
+    except BaseException as err:
         shutil.rmtree(staging, ignore_errors=True)
+        code = _write_failure(err)
+        if code is not None:
+            raise WriteError(path, code) from err
         raise
+
+
+def _write_failure(err: BaseException) -> int | None:
+    """The errno of a write that failed for want of space or permission: an OSError's, or the one
+    safetensors writes into the text of its own error type ("... (os error 28)")."""
+    code = err.errno if isinstance(err, OSError) else None
+    if isinstance(err, SafetensorError) and (match := re.search(r"\(os error (\d+)\)", str(err))):
+        code = int(match.group(1))
+    return code if code in WRITE_FAILURES else None
 
 
 def _swap_in(staging: Path, path: Path) -> None:
