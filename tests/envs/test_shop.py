@@ -187,7 +187,7 @@ def test_product_types_cannot_stand_in_for_each_other():
 
 def test_catalog_size_and_ids(suite):
     products = suite.world.catalog.products
-    assert 2000 <= len(products) <= 4000
+    assert 4000 <= len(products) <= 6000
     assert len({product.asin for product in products}) == len(products)
 
 

@@ -216,7 +216,7 @@ def cluster_key(product: Product) -> tuple[str, tuple[str, ...]]:
     return product.query, tuple(product.attributes)
 
 
-def generate_catalog(rng: random.Random, products_per_type: int = 100) -> Catalog:
+def generate_catalog(rng: random.Random, products_per_type: int = 150) -> Catalog:
     """About ``products_per_type`` products of each of :data:`PRODUCT_TYPES`, in clusters."""
     brands = _brand_names(rng)
     asins: set[str] = set()
@@ -234,7 +234,7 @@ def generate_catalog(rng: random.Random, products_per_type: int = 100) -> Catalo
 def _cluster_sizes(rng: random.Random, total: int) -> list[int]:
     # A few large clusters (several result pages: the paging and tempting goals' targets lie on pages
     # 2 and 3 of them) and several small ones.
-    sizes = [rng.randint(24, 32), rng.randint(16, 22), rng.randint(16, 22), rng.randint(10, 14)]
+    sizes = [rng.randint(24, 32), rng.randint(24, 32), *(rng.randint(16, 22) for _ in range(3)), rng.randint(10, 14)]
     while sum(sizes) < total:
         sizes.append(min(rng.randint(4, 9), total - sum(sizes)))
     return sizes
