@@ -165,7 +165,7 @@ def test_a_run_on_a_disk_that_fills_stops_with_one_line_then_resumes_once_space_
     small_run: Path, tmp_path: Path
 ):
     # 12 MB hold the expert data, the base model and the SFT checkpoint (~5 MB each with its tokenizer),
-    # not the next checkpoint: the run fills the disk in a model file safetensors writes.
+    # not the next checkpoint: the run fills the disk in a file that safetensors or the (Rust) tokenizers write.
     disk = Tmpfs(tmp_path / "disk", "size=12m")
     try:
         run = disk.path / "run"

@@ -118,7 +118,8 @@ def test_replays_the_scripted_expert_exactly_and_counts_tokens_and_cost(tmp_path
     assert cached == report["tokens"]["cached_prompt"] > 0
     assert cached == sum(t.prompt_tokens - t.prefilled_tokens for t in trajectories)
     cost = (2.0 * (usage["prompt_tokens"] - cached) + 0.5 * cached + 8.0 * usage["completion_tokens"]) / 1e6
-    assert usage["cost_usd"] == pytest.approx(cost) and report["tokens"]["cost_usd"] == pytest.approx(cost)
+    to_the_micro_dollar = pytest.approx(cost, abs=1e-6)
+    assert usage["cost_usd"] == to_the_micro_dollar and report["tokens"]["cost_usd"] == to_the_micro_dollar
     assert len(read_jsonl(cache_path(out), CachedResponse)) == first_requests
     assert not partial_path(out).exists()
 

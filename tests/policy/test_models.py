@@ -1,3 +1,4 @@
+import errno
 import json
 
 import pytest
@@ -8,7 +9,7 @@ import eef.policy.smollm2 as smollm2
 from eef.errors import UserError
 from eef.policy.folders import atomic_directory
 from eef.policy.lora import LoraSettings
-from eef.policy.models import Policy, load_policy, save_policy
+from eef.policy.models import Policy, _as_os_error, load_policy, save_policy
 from eef.policy.tiny import TinySize, build_tiny_model, build_tiny_tokenizer
 
 TEXTS = [
@@ -91,6 +92,17 @@ def test_save_policy_replaces_a_checkpoint_and_leaves_no_staging_folders(tmp_pat
     save_policy(second, tmp_path / "checkpoint")
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint"]
     assert torch.equal(logits(load_policy(str(tmp_path / "checkpoint")), "red hat"), logits(second, "red hat"))
+
+
+def test_a_failed_tokenizer_write_is_reported_as_the_os_error_it_was(tmp_path):
+    # The Rust tokenizers library raises a bare Exception; a full disk must still read as ENOSPC upstream.
+    tokenizer = load_policy("tiny", tokenizer_texts=TEXTS, seed=1).tokenizer
+    with pytest.raises(Exception) as raised:
+        tokenizer.backend_tokenizer.save(str(tmp_path / "missing" / "tokenizer.json"))
+    assert not isinstance(raised.value, OSError)
+    converted = _as_os_error(raised.value, tmp_path)
+    assert isinstance(converted, OSError) and converted.errno == errno.ENOENT and converted.filename == str(tmp_path)
+    assert _as_os_error(ValueError("bad vocabulary"), tmp_path) is None
 
 
 def test_atomic_directory_leaves_nothing_when_interrupted(tmp_path):
