@@ -148,20 +148,8 @@ def _per_iteration_tables(iterations: dict[str, list[dict[str, Any]]]) -> list[s
                 f"{it['solved_tasks']} ({_levels(it['solved_by_difficulty'])}) | {_shares(training_set_sources(it))} |"
             )
     levels = sorted({level for its in iterations.values() for it in its for level in it.get("solutions_by_level", {})})
-    lines += [
-        "",
-        "New solutions by difficulty level (s0 / restart / recovery):",
-        "",
-        "| method | iter | " + " | ".join(levels) + " |",
-        "|---|---|" + "---|" * len(levels),
-    ]
-    for method, per_iteration in iterations.items():
-        for it in per_iteration:
-            found = it.get("solutions_by_level", {})
-            cells = [
-                " / ".join(str(found.get(level, {}).get(start, 0)) for start in SOLUTION_STARTS) for level in levels
-            ]
-            lines.append(f"| {method} | {it['iteration']} | " + " | ".join(cells) + " |")
+    lines += ["", "New solutions by difficulty level (s0 / restart / recovery):", ""]
+    lines += _solutions_by_level_table(iterations, levels) if levels else ["(none)"]
     by_start = [(m, it) for m, its in iterations.items() for it in its if it.get("success_by_start_and_level")]
     starts = sorted(
         {name for _, it in by_start for counts in it["success_by_start_and_level"].values() for name in counts},
@@ -177,9 +165,23 @@ def _per_iteration_tables(iterations: dict[str, list[dict[str, Any]]]) -> list[s
         "|---|---|---|" + "---|" * len(starts),
     ]
     for method, it in by_start:
-        for level, counts in it["success_by_start_and_level"].items():
+        by_level = it["success_by_start_and_level"]
+        for level in sorted(by_level, key=lambda name: (name == "all", name)):  # "all" last
+            counts = by_level[level]
             cells = [_rate(counts.get(name)) for name in starts]
             lines.append(f"| {method} | {it['iteration']} | {level} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _solutions_by_level_table(iterations: dict[str, list[dict[str, Any]]], levels: list[str]) -> list[str]:
+    lines = ["| method | iter | " + " | ".join(levels) + " |", "|---|---|" + "---|" * len(levels)]
+    for method, per_iteration in iterations.items():
+        for it in per_iteration:
+            found = it.get("solutions_by_level", {})
+            cells = [
+                " / ".join(str(found.get(level, {}).get(start, 0)) for start in SOLUTION_STARTS) for level in levels
+            ]
+            lines.append(f"| {method} | {it['iteration']} | " + " | ".join(cells) + " |")
     return lines
 
 
