@@ -53,14 +53,16 @@ class ShopMistakes:
     student cloned from the successes never learned to choose a second option: docs/shop.md).
     """
 
-    # Defaults tuned on shop's train split (seeds 0-3): about 35% success overall, over 95% on easy
-    # goals, under 10% on tempting ones, and 54-57% of the failures on hard goals open the target first.
+    # Defaults set on shop's train split so that the expert mostly does the hard part (paging, checking
+    # items) right and slips at the end, on the option clicks, as GPT-4 does in the paper: about 39%
+    # success overall, over 95% on easy goals, under 20% on tempting ones, and about three quarters of
+    # the failures on hard goals open the target first (docs/shop.md).
     misread_price: float = 0.05
-    give_up_paging: float = 0.3
-    skip_check: float = 0.5
-    buy_early: float = 0.2
-    forget_option: float = 0.3
-    wrong_option: float = 0.45
+    give_up_paging: float = 0.1
+    skip_check: float = 0.25
+    buy_early: float = 0.25
+    forget_option: float = 0.35
+    wrong_option: float = 0.5
 
     def scaled(self, factor: float) -> ShopMistakes:
         """Every chance times ``factor`` (capped at 1): e.g. 0.5 for a stronger expert, 1.5 for a weaker one."""
