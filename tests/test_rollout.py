@@ -145,3 +145,24 @@ def test_unparsable_turns_end_in_invalid_limit(shop, expert_data):
     assert all(not t.success for t in trajectories)
     invalid = [m for t in trajectories for m in t.messages if m.role == "user" and m.content.startswith("Invalid")]
     assert invalid
+
+
+def test_a_restart_that_does_not_replay_closes_every_environment_of_its_chunk(
+    shop, expert_data, generator, monkeypatch
+):
+    from eef.envs.base import ReplayDivergence
+    from tests.envs.test_restore import CountedEnvironment
+
+    open_: set = set()
+    make = shop.make
+    monkeypatch.setattr(shop, "make", lambda: CountedEnvironment(make(), open_, forkable=True))
+    failure = next(t for t in expert_data if not t.success and t.num_actions >= 4)
+    # The observation after the second action, recorded wrong: a file collected with other options.
+    second = [i for i, m in enumerate(failure.messages) if m.role == "assistant"][1] + 1
+    messages = [*failure.messages[:second], failure.messages[second].model_copy(update={"content": "elsewhere"})]
+    tampered = failure.model_copy(update={"messages": messages + failure.messages[second + 1 :]})
+    task = next(t for t in shop.tasks("train") if t.task_id == failure.task_id)
+    starts = [EpisodeStart(t) for t in shop.tasks("dev")[:3]] + [EpisodeStart(task, source=tampered, action_index=3)]
+    with pytest.raises(ReplayDivergence, match="after action 1"):
+        _engine(shop, generator, batch_size=4).run(starts, seed=0)
+    assert open_ == set()

@@ -57,13 +57,11 @@ def check_replays(suite: Suite, failures: list[Trajectory]) -> dict[str, Task]:
         )
     first = failures[0]
     actions, observations = replay_actions(first, first.num_actions)
-    env = suite.make()
-    try:
-        restore(env, tasks[first.task_id], actions, observations)
-    except ReplayDivergence as err:
-        raise UserError(_diverged(suite, err)) from None
-    finally:
-        env.close()
+    with suite.make() as env:
+        try:
+            restore(env, tasks[first.task_id], actions, observations)
+        except ReplayDivergence as err:
+            raise UserError(_diverged(suite, err)) from None
     return tasks
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 from eef.envs.base import Environment, Suite, restore_points
@@ -129,28 +130,30 @@ class RolloutEngine:
         when the environment can fork its state."""
         environments: dict[int, Environment] = {}
         restarts: dict[str, tuple[Trajectory, Task, list[int]]] = {}
-        for position, start in enumerate(chunk):
-            if start.source is None:
-                environments[position] = self.suite.make()
-            else:
-                restarts.setdefault(start.source.id, (start.source, start.task, []))[2].append(position)
-        for source, task, positions in restarts.values():
-            indices = [chunk[position].action_index for position in positions]
-            actions, observations = replay_actions(source, max(indices))
-            restored = restore_points(self.suite, task, actions, observations, indices)
-            environments.update(zip(positions, restored, strict=True))
-        episodes = []
-        for position, start in enumerate(chunk):
-            env = environments[position]
-            if start.source is None:
-                messages = [
-                    Message(role="system", content=self.suite.instruction),
-                    Message(role="user", content=env.reset(start.task)),
-                ]
-            else:
-                messages = recorded_prefix(start.source, start.action_index)
-            # Actions count from the task's start, as the environment's step limit does.
-            episodes.append(_Episode(start, env, messages, seed, actions=start.action_index))
+        with ExitStack() as made:  # a failed replay or reset closes what was made (pop_all: the episodes own it)
+            for position, start in enumerate(chunk):
+                if start.source is None:
+                    environments[position] = made.enter_context(self.suite.make())
+                else:
+                    restarts.setdefault(start.source.id, (start.source, start.task, []))[2].append(position)
+            for source, task, positions in restarts.values():
+                indices = [chunk[position].action_index for position in positions]
+                actions, observations = replay_actions(source, max(indices))
+                restored = restore_points(self.suite, task, actions, observations, indices)
+                environments.update(zip(positions, [made.enter_context(env) for env in restored], strict=True))
+            episodes = []
+            for position, start in enumerate(chunk):
+                env = environments[position]
+                if start.source is None:
+                    messages = [
+                        Message(role="system", content=self.suite.instruction),
+                        Message(role="user", content=env.reset(start.task)),
+                    ]
+                else:
+                    messages = recorded_prefix(start.source, start.action_index)
+                # Actions count from the task's start, as the environment's step limit does.
+                episodes.append(_Episode(start, env, messages, seed, actions=start.action_index))
+            made.pop_all()
         return episodes
 
     def _run_chunk(self, chunk: list[EpisodeStart], seed: int) -> list[Trajectory]:
@@ -165,18 +168,25 @@ class RolloutEngine:
         lanes = [episodes[0::2], episodes[1::2]] if overlap else [episodes]
         finished: list[Trajectory] = []
         stepping: list[Future[None] | None] = [None] * len(lanes)
-        with ThreadPoolExecutor(max_workers=len(lanes)) as steppers:
-            while any(lanes):
-                for index, lane in enumerate(lanes):
-                    if (future := stepping[index]) is not None:
-                        future.result()  # the lane's previous steps, before its next prompts
-                        stepping[index] = None
-                        finished += self._finish(lane)
-                    if not lane:
-                        continue
-                    turns = self._generate_turns(lane)
-                    # With one lane the next pass waits for these steps at once: turns run one after another.
-                    stepping[index] = steppers.submit(self._step_turns, turns)
+        try:
+            with ThreadPoolExecutor(max_workers=len(lanes)) as steppers:
+                while any(lanes):
+                    for index, lane in enumerate(lanes):
+                        if (future := stepping[index]) is not None:
+                            future.result()  # the lane's previous steps, before its next prompts
+                            stepping[index] = None
+                            finished += self._finish(lane)
+                        if not lane:
+                            continue
+                        turns = self._generate_turns(lane)
+                        # With one lane the next pass waits for these steps at once: turns run one after another.
+                        stepping[index] = steppers.submit(self._step_turns, turns)
+        except BaseException:
+            # The episodes still in a lane have not been closed by _finish (the steppers are done by now).
+            for lane in lanes:
+                for episode in lane:
+                    episode.env.close()
+            raise
         return finished
 
     def _generate_turns(self, live: list[_Episode]) -> list[tuple[_Episode, str]]:
