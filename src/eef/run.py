@@ -193,7 +193,8 @@ class Run:
         checkpoint = self.dir / key / "checkpoint"
         if not (checkpoint / "config.json").is_file():
             policy = load_policy(start_from, dtype=training_dtype(self.config.model.dtype), seed=self.config.seed)
-            result = train_sft(policy, data, settings.model_copy(update={"seed": self.config.seed}), checkpoint)
+            settings = settings.model_copy(update={"seed": self.config.seed})
+            result = train_sft(policy, data, settings, checkpoint, description=f"train {key}")
             self.metrics.log(
                 f"{key}/train",
                 stage="train",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 import sys
 import time
-from contextlib import redirect_stdout
+from contextlib import ExitStack, redirect_stdout
 from pathlib import Path
 
 import torch
@@ -14,7 +14,7 @@ from peft import PeftModel
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 from transformers import DataCollatorForSeq2Seq, PrinterCallback, Trainer, TrainerCallback, TrainingArguments
 
-from eef.console import quiet
+from eef.console import progress_bar
 from eef.errors import UserError
 from eef.policy.lora import LoraSettings, apply_lora
 from eef.policy.models import Policy, save_policy
@@ -73,6 +73,32 @@ class _LogLastStep(TrainerCallback):
         return control
 
 
+class _ProgressBar(TrainerCallback):
+    """Steps done / total, the latest training loss and the time left, on the bar the other stages show
+    (stderr; hidden in quiet mode). It replaces the Trainer's own tqdm bar and printed log dicts."""
+
+    def __init__(self, description: str) -> None:
+        self.description = description
+        self._opened = ExitStack()
+        self._advance = None
+        self._status = ""
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._advance = self._opened.enter_context(progress_bar(self.description, state.max_steps))
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self._advance(self._status)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and "loss" in logs:
+            self._status = f"step {state.global_step}, loss {logs['loss']:.3f}"
+            self._advance(self._status, done=0)
+
+    def close(self) -> None:
+        """End the bar, also where training raised (the Trainer then calls no on_train_end)."""
+        self._opened.close()
+
+
 class _LabelledPositionsTrainer(Trainer):
     """Projects onto the vocabulary only where a label is. Agent turns are a small share of a
     trajectory's tokens, and the vocabulary projection is a large share of a small model's compute
@@ -105,12 +131,18 @@ def _mask_unless_right_padded(attention_mask: torch.Tensor) -> torch.Tensor | No
     return None if right_padded else attention_mask
 
 
-def train_sft(policy: Policy, trajectories: list[Trajectory], settings: SFTSettings, output_dir: Path) -> SFTResult:
+def train_sft(
+    policy: Policy,
+    trajectories: list[Trajectory],
+    settings: SFTSettings,
+    output_dir: Path,
+    description: str = "train",
+) -> SFTResult:
     """Train ``policy.model`` in place on ``trajectories`` and save it to ``output_dir`` (written all at once).
 
     With ``settings.lora`` the model gets LoRA adapters (unless it has them already), which are merged
     into the weights before saving: afterwards ``policy.model`` is the merged plain model.
-    Progress and the Trainer's logs go to stderr.
+    A progress bar named ``description`` (steps, loss, time left) goes to stderr.
     """
     began = time.perf_counter()
     output_dir = Path(output_dir)
@@ -134,16 +166,18 @@ def train_sft(policy: Policy, trajectories: list[Trajectory], settings: SFTSetti
         train_dataset=[{"input_ids": e.input_ids, "labels": e.labels} for e in usable],
         data_collator=DataCollatorForSeq2Seq(policy.tokenizer, label_pad_token_id=IGNORE_INDEX),
         processing_class=policy.tokenizer,
-        callbacks=[_LogLastStep()],
+        callbacks=[_LogLastStep(), bar := _ProgressBar(description)],
     )
-    if quiet():
-        # Without progress bars the Trainer prints every log entry as a dict (hundreds of lines in a
-        # run's log); the losses are in the result, and in TensorBoard with report_to.
-        trainer.remove_callback(PrinterCallback)
+    # Without its tqdm bar the Trainer prints every log entry as a dict (hundreds of lines in a run's
+    # log); the bar shows the loss, the result holds them all, and TensorBoard with report_to.
+    trainer.remove_callback(PrinterCallback)
     train_began = time.perf_counter()
-    # The Trainer prints its log lines to stdout; stdout is for results.
+    # Anything else the Trainer prints goes to stdout; stdout is for results.
     with redirect_stdout(sys.stderr):
-        trainer.train()
+        try:
+            trainer.train()
+        finally:
+            bar.close()
     train_seconds = time.perf_counter() - train_began
     policy.model.eval()
     save_policy(policy, output_dir)
@@ -195,7 +229,7 @@ def _training_arguments(settings: SFTSettings, trainer_dir: Path) -> TrainingArg
         save_strategy="no",
         report_to=_log_targets(settings.report_to),
         train_sampling_strategy="group_by_length" if settings.group_by_length else "random",
-        disable_tqdm=quiet(),
+        disable_tqdm=True,  # _ProgressBar shows the steps
         dataloader_pin_memory=torch.cuda.is_available(),
         # Where load_policy places models (the GPU, else the CPU), also for bf16: true on a CPU.
         use_cpu=not torch.cuda.is_available(),
