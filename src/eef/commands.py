@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from eef.errors import UserError, first_problem
+from eef.storage import prepare_output
 
 SettingsModel = TypeVar("SettingsModel", bound=BaseModel)
 
@@ -46,6 +47,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         data = [t for t in data if t.success]
     if not data:
         raise UserError(f"{args.data}: no trajectories to train on{' (no successes)' if args.successes_only else ''}")
+    prepare_output(Path(args.out), "--out", folder=True)  # before the training, not after it
     suite = get_suite(args.env, **dict(args.env_options))
     texts = environment_text(suite.instruction, data) if args.model == "tiny" else None
     policy = load_policy(
@@ -83,8 +85,11 @@ def evaluate_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
     # The bounds a run's config puts on the same settings.
     sampling = _from_flags(SamplingConfig, temperature=args.temperature, max_new_tokens=args.max_new_tokens)
     _from_flags(RolloutConfig, batch_size=args.batch_size)
+    default_out = Path(args.model) / f"eval-{args.env}-{args.split}" if Path(args.model).is_dir() else None
+    out = Path(args.out) if args.out else default_out or Path("runs") / f"eval-{args.model}-{args.env}-{args.split}"
     suite = get_suite(args.env, **dict(args.env_options))
     suite.tasks(args.split)  # an unknown split fails here, before a model is loaded
+    prepare_output(out, "--out", folder=True)
     texts = [suite.instruction] if args.model == "tiny" else None
     policy = load_policy(args.model, tokenizer_texts=texts, tokenizer_terms=suite.atomic_terms(), seed=args.seed)
     settings = RolloutSettings(
@@ -95,8 +100,6 @@ def evaluate_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
     evaluation = evaluate(
         generator, suite, args.split, settings, origin=f"policy:{args.model}", seed=args.seed, limit=args.limit
     )
-    default_out = Path(args.model) / f"eval-{args.env}-{args.split}" if Path(args.model).is_dir() else None
-    out = Path(args.out) if args.out else default_out or Path("runs") / f"eval-{args.model}-{args.env}-{args.split}"
     context = {
         "model": args.model,
         "env": args.env,
@@ -123,6 +126,8 @@ def probe(args: argparse.Namespace) -> dict[str, Any]:
             raise UserError(f"{flag} must be positive, got {value}")
     sampling = _from_flags(SamplingConfig, temperature=args.temperature, max_new_tokens=args.max_new_tokens)
     _from_flags(RolloutConfig, batch_size=args.batch_size)
+    if args.out:
+        prepare_output(Path(args.out), "--out")
     suite = get_suite(args.env, **dict(args.env_options))
     levels = [level.strip() for level in args.levels.split(",")] if args.levels else None
     unknown = sorted(set(levels or []) - set(suite.difficulty_levels()))
@@ -190,7 +195,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     else:
         path = Path(args.config) if args.config else default_config_path()
         config = load_config(path, args.overrides)
-        directory = Path(args.out) if args.out else Path("runs") / f"{config.name}-seed{config.seed}"
+        directory = prepare_output(
+            Path(args.out) if args.out else Path("runs") / f"{config.name}-seed{config.seed}", "--out", folder=True
+        )
         run_ = Run(directory, config)  # checks the environment and the engine before anything is written
     with on_write_failure(f"eef run --resume {run_.dir}"):
         run_.dir.mkdir(parents=True, exist_ok=True)

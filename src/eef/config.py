@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from eef.errors import UserError, first_problem
 from eef.experts.llm import SPEC_PREFIX, LLMExpertSettings
+from eef.storage import read_text
 from eef.training.sft import SFTSettings
 
 
@@ -78,7 +79,7 @@ class MethodConfig(Strict):
 
 class RunConfig(Strict):
     name: str = "default"
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, lt=2**32)  # numpy's seeds are 32-bit
     iterations: int = Field(default=2, ge=0)
     env: EnvConfig = Field(default_factory=EnvConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
@@ -118,10 +119,16 @@ class RunConfig(Strict):
 def _set(data: dict[str, Any], dotted: str, raw: str) -> None:
     keys = dotted.split(".")
     node: Any = data
-    for key in keys[:-1]:
+    for depth, key in enumerate(keys[:-1]):
         node = _list_item(node, key, dotted) if isinstance(node, list) else node.setdefault(key, {})
+        if not isinstance(node, dict | list):
+            within = ".".join(keys[: depth + 1])
+            raise UserError(f"--set {dotted}: {within} is a single value ({node!r}), not a group of settings")
     last = keys[-1]
-    value = yaml.safe_load(raw)
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError as err:
+        raise UserError(f"--set {dotted}={raw}: not a YAML value ({str(err).splitlines()[0]}); quote it") from None
     if isinstance(node, list):
         node[_index(node, last, dotted)] = value
     else:
@@ -150,8 +157,8 @@ def load_config(path: Path | None, overrides: list[str], defaults: dict[str, Any
         if not path.is_file():
             raise UserError(f"{path}: no such config file")
         try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as err:
+            data = yaml.safe_load(read_text(path)) or {}
+        except (yaml.YAMLError, RecursionError) as err:
             raise UserError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
         if not isinstance(data, dict):
             raise UserError(f"{path}: a config is a YAML mapping of keys to values")

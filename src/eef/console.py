@@ -18,8 +18,9 @@ from eef.summary import Summary
 if TYPE_CHECKING:
     from eef.types import Trajectory
 
-results = Console(file=sys.stdout, soft_wrap=True)
-messages = Console(file=sys.stderr, soft_wrap=True)
+# Without a fixed file, rich writes to whatever sys.stdout / sys.stderr is at the time (a test's capture too).
+results = Console(soft_wrap=True)
+messages = Console(stderr=True, soft_wrap=True)
 
 
 def quiet() -> bool:
