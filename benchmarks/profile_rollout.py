@@ -17,10 +17,12 @@ import cProfile
 import pstats
 import time
 
+from eef.config import SamplingConfig
 from eef.envs.registry import get_suite
 from eef.policy.cached_generator import CachedGenerator
-from eef.policy.engine import Generation, SamplingSettings
-from eef.rollout import EpisodeStart, RolloutEngine, RolloutSettings
+from eef.policy.engine import Generation
+from eef.rollout import RolloutEngine, RolloutSettings
+from eef.types import EpisodeStart
 from shapes import SHAPES, benchmark_policy, machine, run_script
 
 
@@ -66,7 +68,7 @@ def main() -> None:
     suite = get_suite(args.env)
     policy = benchmark_policy(args.model)
     rules = RolloutSettings(
-        sampling=SamplingSettings(temperature=0.0, max_new_tokens=args.max_new_tokens),
+        sampling=SamplingConfig(temperature=0.0, max_new_tokens=args.max_new_tokens),
         max_invalid_actions=args.max_invalid_actions,
         batch_size=args.episodes,
     )

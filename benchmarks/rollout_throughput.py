@@ -27,21 +27,15 @@ from dataclasses import replace
 
 import torch
 
+from eef.config import SamplingConfig
 from eef.envs.base import Suite
 from eef.envs.registry import get_suite
 from eef.experts.collect import collect
 from eef.experts.registry import make_expert
 from eef.policy.cached_generator import CachedGenerator
-from eef.policy.engine import (
-    Generation,
-    HFGenerator,
-    SamplingSettings,
-    TurnGenerator,
-    decode_generation,
-    stop_and_pad_ids,
-)
-from eef.rollout import EpisodeStart, RolloutEngine, RolloutSettings
-from eef.types import Trajectory
+from eef.policy.engine import Generation, HFGenerator, TurnGenerator, decode_generation, stop_and_pad_ids
+from eef.rollout import RolloutEngine, RolloutSettings
+from eef.types import EpisodeStart, Trajectory
 from shapes import SHAPES, benchmark_policy, machine, run_script
 
 FIGURES = ("episodes/s", "generated tokens/s", "env steps/s", "seconds", "CPU seconds", "prefilled tokens/rollout")
@@ -233,7 +227,7 @@ def main() -> None:
     )
 
     rules = RolloutSettings(
-        sampling=SamplingSettings(temperature=0.0, max_new_tokens=args.max_new_tokens),
+        sampling=SamplingConfig(temperature=0.0, max_new_tokens=args.max_new_tokens),
         max_invalid_actions=args.max_invalid_actions,
     )
     starts = [EpisodeStart(task) for task in suite.tasks(args.split)[: args.episodes]]

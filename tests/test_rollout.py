@@ -2,15 +2,17 @@
 
 import pytest
 
+from eef.config import SamplingConfig, SFTSettings
 from eef.envs.registry import get_suite
 from eef.experts.collect import collect
 from eef.experts.registry import make_expert
 from eef.policy.cached_generator import CachedGenerator
-from eef.policy.engine import HFGenerator, SamplingSettings
+from eef.policy.engine import HFGenerator
 from eef.policy.models import load_policy
 from eef.policy.tiny import environment_text
-from eef.rollout import EpisodeStart, RolloutEngine, RolloutSettings
-from eef.training.sft import SFTSettings, train_sft
+from eef.rollout import RolloutEngine, RolloutSettings
+from eef.training.sft import train_sft
+from eef.types import EpisodeStart
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +48,7 @@ def cached(policy):
 
 def _engine(shop, generator, batch_size, temperature=0.0):
     settings = RolloutSettings(
-        sampling=SamplingSettings(temperature=temperature, max_new_tokens=40), batch_size=batch_size
+        sampling=SamplingConfig(temperature=temperature, max_new_tokens=40), batch_size=batch_size
     )
     return RolloutEngine(shop, generator, settings, origin="policy:test")
 
@@ -123,7 +125,7 @@ def test_overlapping_steps_with_generation_changes_no_greedy_result(cached, expe
 
     def run(overlap: bool, temperature: float = 0.0) -> list:
         settings = RolloutSettings(
-            sampling=SamplingSettings(temperature=temperature, max_new_tokens=40), overlap_steps=overlap
+            sampling=SamplingConfig(temperature=temperature, max_new_tokens=40), overlap_steps=overlap
         )
         return RolloutEngine(threaded, cached, settings, origin="policy:test").run(starts, seed=3)
 

@@ -25,12 +25,12 @@ def _from_flags(settings: type[SettingsModel], **values: Any) -> SettingsModel:
 
 
 def train(args: argparse.Namespace) -> dict[str, Any]:
+    from eef.config import LoraSettings, SFTSettings
     from eef.envs.registry import get_suite
-    from eef.policy.lora import LoraSettings
     from eef.policy.models import load_policy, training_dtype
     from eef.policy.tiny import environment_text
     from eef.storage import read_trajectories
-    from eef.training.sft import SFTSettings, train_sft
+    from eef.training.sft import train_sft
 
     settings = _from_flags(
         SFTSettings,
@@ -76,7 +76,7 @@ def evaluate_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
     from eef.config import RolloutConfig, SamplingConfig
     from eef.envs.registry import get_suite
     from eef.evaluate import evaluate, save_evaluation
-    from eef.policy.engine import SamplingSettings, make_generator
+    from eef.policy.generators import make_generator
     from eef.policy.models import load_policy
     from eef.rollout import RolloutSettings
 
@@ -93,7 +93,7 @@ def evaluate_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
     texts = [suite.instruction] if args.model == "tiny" else None
     policy = load_policy(args.model, tokenizer_texts=texts, tokenizer_terms=suite.atomic_terms(), seed=args.seed)
     settings = RolloutSettings(
-        sampling=SamplingSettings(temperature=sampling.temperature, max_new_tokens=sampling.max_new_tokens),
+        sampling=sampling,
         batch_size=args.batch_size,
     )
     generator = make_generator(policy.model, policy.tokenizer)
@@ -115,7 +115,7 @@ def probe(args: argparse.Namespace) -> dict[str, Any]:
     from eef.config import RolloutConfig, SamplingConfig
     from eef.envs.registry import get_suite
     from eef.methods.exploration import ALL_LEVELS, best_restart
-    from eef.policy.engine import SamplingSettings, make_generator
+    from eef.policy.generators import make_generator
     from eef.policy.models import load_policy
     from eef.probe import check_replays, run_probe
     from eef.rollout import RolloutSettings
@@ -148,7 +148,7 @@ def probe(args: argparse.Namespace) -> dict[str, Any]:
     check_replays(suite, failures)  # before the model loads
     policy = load_policy(args.checkpoint)
     settings = RolloutSettings(
-        sampling=SamplingSettings(temperature=sampling.temperature, max_new_tokens=sampling.max_new_tokens),
+        sampling=sampling,
         batch_size=args.batch_size,
     )
     result = run_probe(
@@ -183,22 +183,24 @@ def probe(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from eef import console
-    from eef.config import default_config_path, load_config
+    from eef.config import default_config_path, load_config, load_run_config
     from eef.errors import on_write_failure
     from eef.lock import run_lock
-    from eef.run import Run
 
     if args.resume:
         if args.config or args.overrides:
             raise UserError("--resume continues a run with its own config: give no CONFIG or --set with it")
-        run_ = Run.resume(Path(args.resume))
+        directory = Path(args.resume)
+        config = load_run_config(directory)
     else:
         path = Path(args.config) if args.config else default_config_path()
         config = load_config(path, args.overrides)
         directory = prepare_output(
             Path(args.out) if args.out else Path("runs") / f"{config.name}-seed{config.seed}", "--out", folder=True
         )
-        run_ = Run(directory, config)  # checks the environment and the engine before anything is written
+    from eef.run import Run  # the model code, once the config holds (a bad one fails in a fraction of a second)
+
+    run_ = Run(directory, config)  # checks the environment and the engine before anything is written
     with on_write_failure(f"eef run --resume {run_.dir}"):
         run_.dir.mkdir(parents=True, exist_ok=True)
         # One writer per run directory, for the whole run: a second `eef run` here stops at once.

@@ -10,10 +10,10 @@ from typing import Any
 from eef import console
 from eef.envs.base import Suite
 from eef.policy.engine import TurnGenerator
-from eef.rollout import EpisodeStart, RolloutEngine, RolloutSettings
+from eef.rollout import RolloutEngine, RolloutSettings
 from eef.storage import write_json, write_trajectories
 from eef.summary import Summary, summarize
-from eef.types import Trajectory
+from eef.types import EpisodeStart, Trajectory
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ from eef.errors import UserError
 from eef.methods.exploration import StartCounts, success_by_start
 from eef.methods.solutions import restart_points
 from eef.policy.engine import TurnGenerator
-from eef.rollout import EpisodeStart, RolloutEngine, RolloutSettings, replay_actions
-from eef.types import Task, Trajectory
+from eef.rollout import RolloutEngine, RolloutSettings, replay_actions
+from eef.types import EpisodeStart, Task, Trajectory
 
 
 @dataclass(frozen=True)

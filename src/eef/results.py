@@ -15,7 +15,6 @@ from eef.storage import atomic_write_text, read_json, write_json
 
 if TYPE_CHECKING:
     from eef.config import RunConfig
-    from eef.run import Run
 
 
 def _eval(directory: Path, split: str) -> dict[str, Any]:
@@ -211,9 +210,9 @@ def _levels(counts: dict[str, int]) -> str:
     return ", ".join(f"{level} {counts[level]}" for level in sorted(counts))
 
 
-def write_results(run: Run) -> dict[str, Any]:
-    """Write ``results.json`` and ``results.md`` of ``run``; returns the results."""
-    results = collect_results(run.dir, run.config)
-    write_json(run.dir / "results.json", results)
-    atomic_write_text(run.dir / "results.md", markdown(results))
+def write_results(directory: Path, config: RunConfig) -> dict[str, Any]:
+    """Write ``results.json`` and ``results.md`` of the run in ``directory``; returns the results."""
+    results = collect_results(directory, config)
+    write_json(directory / "results.json", results)
+    atomic_write_text(directory / "results.md", markdown(results))
     return results

@@ -12,17 +12,18 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 
+from eef.config import SamplingConfig
 from eef.envs.base import Environment, Suite, restore_points
-from eef.policy.engine import SamplingSettings, TurnGenerator
+from eef.policy.engine import TurnGenerator
+from eef.policy.tokenize import PromptEncoder
 from eef.react import INVALID_TURN, parse_action
 from eef.seeding import derive_seed
-from eef.training.tokenize import PromptEncoder
-from eef.types import Message, StartState, Task, Termination, Trajectory
+from eef.types import EpisodeStart, Message, Task, Termination, Trajectory
 
 
 @dataclass(frozen=True)
 class RolloutSettings:
-    sampling: SamplingSettings = field(default_factory=SamplingSettings)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
     max_context_tokens: int = 2048  # a prompt longer than this ends the episode (context_limit)
     max_invalid_actions: int = 3  # consecutive invalid actions that end the episode (invalid_limit)
     max_turns: int = 50  # a safety net; environments enforce their own step limits
@@ -30,27 +31,6 @@ class RolloutSettings:
     # Generate for one half of the episodes while the other half's environments step, where steps
     # wait on other processes (Suite.concurrent_steps); greedy results are the same either way.
     overlap_steps: bool = False
-
-
-@dataclass(frozen=True)
-class EpisodeStart:
-    """Where one episode begins: ``source`` is the recorded trajectory to restart from (None: initial state)."""
-
-    task: Task
-    source: Trajectory | None = None
-    action_index: int = 0
-    sample: int = 0  # distinguishes repeated rollouts from the same start
-
-    @property
-    def start_state(self) -> StartState:
-        if self.source is None:
-            return StartState()
-        return StartState(expert_trajectory_id=self.source.id, action_index=self.action_index)
-
-    @property
-    def key(self) -> str:
-        state = "s0" if self.source is None else f"{self.source.id}@{self.action_index}"
-        return f"{self.task.task_id}|{state}|{self.sample}"
 
 
 def recorded_prefix(source: Trajectory, action_index: int) -> list[Message]:

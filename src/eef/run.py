@@ -29,7 +29,7 @@ import torch
 import yaml
 
 from eef import console
-from eef.config import MethodConfig, RunConfig, load_config
+from eef.config import MethodConfig, RunConfig, SamplingConfig, SFTSettings, load_config
 from eef.envs.base import Suite
 from eef.envs.registry import get_suite
 from eef.errors import UserError
@@ -45,13 +45,14 @@ from eef.methods.exploration import (
 )
 from eef.methods.solutions import PositiveRepository
 from eef.metrics import MetricsLog
-from eef.policy.engine import SamplingSettings, TurnGenerator, make_generator
+from eef.policy.engine import TurnGenerator
+from eef.policy.generators import make_generator
 from eef.policy.models import Policy, load_policy, load_tokenizer, save_policy, training_dtype
 from eef.policy.tiny import environment_text
 from eef.policy.vllm_generator import VLLMGenerator, check_vllm_available
 from eef.rollout import RolloutEngine, RolloutSettings
 from eef.storage import append_jsonl, atomic_write_text, ends_with_newline, read_jsonl, write_json, write_jsonl
-from eef.training.sft import SFTSettings, train_sft
+from eef.training.sft import train_sft
 from eef.types import Task, Trajectory
 from eef.verify import refuse_if_broken
 
@@ -93,13 +94,6 @@ class Run:
         run._write_config()
         return run
 
-    @classmethod
-    def resume(cls, directory: Path) -> Run:
-        path = Path(directory) / "config.yaml"
-        if not path.is_file():
-            raise UserError(f"{directory}: not a run directory (no config.yaml); start one with `eef run`")
-        return cls(directory, load_config(path, []))
-
     def prepare(self) -> None:
         """Make the directory ready for :meth:`execute`; call it holding the directory's lock
         (:func:`eef.lock.run_lock`), which :meth:`execute` needs too. A new directory gets config.yaml; a
@@ -135,7 +129,7 @@ class Run:
         from eef.report import write_report
         from eef.results import write_results
 
-        results = write_results(self)
+        results = write_results(self.dir, self.config)
         console.messages.print(f"report: {write_report(self.dir)}", markup=False)
         return results
 
@@ -221,10 +215,10 @@ class Run:
             draft_rows=rollout.draft_rows,
         )
 
-    def _rollout_settings(self, sampling: Any) -> RolloutSettings:
+    def _rollout_settings(self, sampling: SamplingConfig) -> RolloutSettings:
         rollout = self.config.rollout
         return RolloutSettings(
-            sampling=SamplingSettings(**sampling.model_dump()),
+            sampling=sampling,
             max_context_tokens=rollout.max_context_tokens,
             max_invalid_actions=rollout.max_invalid_actions,
             batch_size=rollout.batch_size,

@@ -3,12 +3,12 @@ import re
 import pytest
 import torch
 
+from eef.config import LoraSettings, SFTSettings
 from eef.errors import UserError
-from eef.policy.lora import LoraSettings
 from eef.policy.models import Policy, load_policy
+from eef.policy.tokenize import encode_prompt
 from eef.react import format_turn, parse_action
-from eef.training.sft import SFTSettings, train_sft
-from eef.training.tokenize import encode_prompt
+from eef.training.sft import train_sft
 from eef.types import Message, Trajectory
 
 SYSTEM = "You are a shopping agent. Answer with 'Thought: ...' then 'Action: ...'."
@@ -120,8 +120,8 @@ def test_smollm2_one_sft_step_writes_a_loadable_checkpoint(tmp_path):
 def test_loss_at_labelled_positions_equals_the_models_own_loss(tmp_path, padding_side):
     from transformers import TrainingArguments
 
+    from eef.policy.tokenize import encode_messages
     from eef.training.sft import _LabelledPositionsTrainer
-    from eef.training.tokenize import encode_messages
 
     policy = tiny()
     # The second row ends after its first agent turn: it is padded to the first's length.

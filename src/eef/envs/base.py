@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any, Self
@@ -91,6 +92,19 @@ class Suite(ABC):
     def expert_analysis(self, trajectories: list[Trajectory], tasks: dict[str, Task]) -> dict[str, float]:
         """Environment-specific figures about expert data (e.g. how far failures got)."""
         return {}
+
+
+@dataclass(frozen=True)
+class EnvEntry:
+    """An environment as the registry lists it (:mod:`eef.envs.registry`)."""
+
+    name: str
+    description: str
+    load: Callable[[], type[Suite]]  # imports the suite's class on use: listing needs no heavy import
+    unavailable_reason: Callable[[], str | None]  # None when usable here
+    # Options that can make an environment usable that is not by default (e.g. where its data is):
+    # when a caller passes one, the suite checks it instead and says what is wrong.
+    data_options: tuple[str, ...] = ()
 
 
 class ReplayDivergence(RuntimeError):

@@ -34,7 +34,7 @@ from eef.types import Message, Task, Termination, Trajectory
 Result = TypeVar("Result")
 
 if TYPE_CHECKING:  # the HTTP client is imported only when a chat-model expert is used
-    from eef.experts.llm import LLMExpertSettings
+    from eef.config import LLMExpertSettings
 
 
 async def play_episode(suite: Suite, env: Environment, expert: Expert, task: Task, seed: int) -> Trajectory:

@@ -22,9 +22,8 @@ from eef.methods.solutions import (
     select,
     train_everything,
 )
-from eef.rollout import EpisodeStart
 from eef.seeding import derive_seed
-from eef.types import Task, Trajectory
+from eef.types import EpisodeStart, Task, Trajectory
 
 
 def exploration_starts(method: MethodConfig, tasks: list[Task], failures: list[Trajectory]) -> list[EpisodeStart]:

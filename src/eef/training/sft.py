@@ -11,39 +11,16 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from peft import PeftModel
-from pydantic import BaseModel, ConfigDict, Field, computed_field
+from pydantic import BaseModel, computed_field
 from transformers import DataCollatorForSeq2Seq, PrinterCallback, Trainer, TrainerCallback, TrainingArguments
 
+from eef.config import SFTSettings
 from eef.console import progress_bar
 from eef.errors import UserError
-from eef.policy.lora import LoraSettings, apply_lora
+from eef.policy.lora import apply_lora
 from eef.policy.models import Policy, save_policy
-from eef.training.tokenize import IGNORE_INDEX, encode_messages
+from eef.policy.tokenize import IGNORE_INDEX, encode_messages
 from eef.types import Trajectory
-
-
-class SFTSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    epochs: float = Field(default=3.0, gt=0)
-    # Fine-tuning a pretrained model; the tiny model, trained from scratch, wants ~1e-3.
-    learning_rate: float = Field(default=2e-5, gt=0)
-    batch_size: int = Field(default=8, ge=1)  # sequences per device and step
-    gradient_accumulation: int = Field(default=1, ge=1)
-    max_length: int = Field(default=2048, ge=1)
-    warmup_ratio: float = Field(default=0.03, ge=0, lt=1)
-    weight_decay: float = Field(default=0.0, ge=0)
-    lr_scheduler: str = "cosine"
-    max_grad_norm: float = Field(default=1.0, gt=0)
-    seed: int = 0
-    bf16: bool | None = None  # None: bf16 mixed precision where the GPU supports it
-    lora: LoraSettings | None = None  # None: full fine-tuning
-    logging_steps: int = Field(default=10, ge=1)
-    # Batches of similar lengths waste less compute on padding (false: random batches).
-    group_by_length: bool = True
-    # Where the Trainer logs besides metrics.jsonl: "tensorboard" (in <output_dir>.trainer/), "wandb"
-    # (when installed and asked for), "none", or several joined by commas.
-    report_to: str = "tensorboard"
 
 
 class SFTResult(BaseModel):
