@@ -2,7 +2,7 @@
 
 import pytest
 
-from eef.config import SamplingConfig, SFTSettings
+from eef.config import RolloutConfig, SamplingConfig, SFTSettings
 from eef.envs.registry import get_suite
 from eef.experts.collect import collect
 from eef.experts.registry import make_expert
@@ -10,7 +10,7 @@ from eef.policy.cached_generator import CachedGenerator
 from eef.policy.engine import HFGenerator
 from eef.policy.models import load_policy
 from eef.policy.tiny import environment_text
-from eef.rollout import RolloutEngine, RolloutSettings
+from eef.rollout import RolloutEngine
 from eef.training.sft import train_sft
 from eef.types import EpisodeStart
 
@@ -47,10 +47,10 @@ def cached(policy):
 
 
 def _engine(shop, generator, batch_size, temperature=0.0):
-    settings = RolloutSettings(
-        sampling=SamplingConfig(temperature=temperature, max_new_tokens=40), batch_size=batch_size
+    rollout = RolloutConfig(batch_size=batch_size, overlap_steps=False)
+    return RolloutEngine(
+        shop, generator, rollout, SamplingConfig(temperature=temperature, max_new_tokens=40), "policy:test"
     )
-    return RolloutEngine(shop, generator, settings, origin="policy:test")
 
 
 def test_batched_equals_one_at_a_time_under_greedy(shop, generator):
@@ -124,10 +124,10 @@ def test_overlapping_steps_with_generation_changes_no_greedy_result(cached, expe
     starts += [EpisodeStart(tasks[f.task_id], f, m) for f in failures for m in (1, 2)]
 
     def run(overlap: bool, temperature: float = 0.0) -> list:
-        settings = RolloutSettings(
-            sampling=SamplingConfig(temperature=temperature, max_new_tokens=40), overlap_steps=overlap
+        sampling = SamplingConfig(temperature=temperature, max_new_tokens=40)
+        return RolloutEngine(threaded, cached, RolloutConfig(overlap_steps=overlap), sampling, "policy:test").run(
+            starts, seed=3
         )
-        return RolloutEngine(threaded, cached, settings, origin="policy:test").run(starts, seed=3)
 
     sequential, overlapped = run(overlap=False), run(overlap=True)
     # Only the accounting of shared prefixes may differ: the lanes' calls split them differently.

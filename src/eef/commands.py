@@ -78,13 +78,12 @@ def evaluate_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
     from eef.evaluate import evaluate, save_evaluation
     from eef.policy.generators import make_generator
     from eef.policy.models import load_policy
-    from eef.rollout import RolloutSettings
 
     if args.limit is not None and args.limit <= 0:
         raise UserError(f"--limit must be positive, got {args.limit}")
-    # The bounds a run's config puts on the same settings.
     sampling = _from_flags(SamplingConfig, temperature=args.temperature, max_new_tokens=args.max_new_tokens)
-    _from_flags(RolloutConfig, batch_size=args.batch_size)
+    # A run's rollout settings with its defaults; steps never overlap generation here.
+    rollout = _from_flags(RolloutConfig, batch_size=args.batch_size, overlap_steps=False)
     default_out = Path(args.model) / f"eval-{args.env}-{args.split}" if Path(args.model).is_dir() else None
     out = Path(args.out) if args.out else default_out or Path("runs") / f"eval-{args.model}-{args.env}-{args.split}"
     suite = get_suite(args.env, **dict(args.env_options))
@@ -92,13 +91,9 @@ def evaluate_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
     prepare_output(out, "--out", folder=True)
     texts = [suite.instruction] if args.model == "tiny" else None
     policy = load_policy(args.model, tokenizer_texts=texts, tokenizer_terms=suite.atomic_terms(), seed=args.seed)
-    settings = RolloutSettings(
-        sampling=sampling,
-        batch_size=args.batch_size,
-    )
     generator = make_generator(policy.model, policy.tokenizer)
     evaluation = evaluate(
-        generator, suite, args.split, settings, origin=f"policy:{args.model}", seed=args.seed, limit=args.limit
+        generator, suite, args.split, rollout, sampling, origin=f"policy:{args.model}", seed=args.seed, limit=args.limit
     )
     context = {
         "model": args.model,
@@ -118,14 +113,13 @@ def probe(args: argparse.Namespace) -> dict[str, Any]:
     from eef.policy.generators import make_generator
     from eef.policy.models import load_policy
     from eef.probe import check_replays, run_probe
-    from eef.rollout import RolloutSettings
     from eef.storage import read_trajectories, write_trajectories
 
     for flag, value in (("--limit", args.limit), ("--m", args.m)):
         if value is not None and value <= 0:
             raise UserError(f"{flag} must be positive, got {value}")
     sampling = _from_flags(SamplingConfig, temperature=args.temperature, max_new_tokens=args.max_new_tokens)
-    _from_flags(RolloutConfig, batch_size=args.batch_size)
+    rollout = _from_flags(RolloutConfig, batch_size=args.batch_size, overlap_steps=False)
     if args.out:
         prepare_output(Path(args.out), "--out")
     suite = get_suite(args.env, **dict(args.env_options))
@@ -147,16 +141,13 @@ def probe(args: argparse.Namespace) -> dict[str, Any]:
         raise UserError(f"{args.checkpoint}: no such checkpoint folder (give one that eef train or eef run wrote)")
     check_replays(suite, failures)  # before the model loads
     policy = load_policy(args.checkpoint)
-    settings = RolloutSettings(
-        sampling=sampling,
-        batch_size=args.batch_size,
-    )
     result = run_probe(
         make_generator(policy.model, policy.tokenizer),
         suite,
         failures,
         m=args.m,
-        settings=settings,
+        rollout=rollout,
+        sampling=sampling,
         seed=args.seed,
         origin=f"probe:{args.checkpoint}",
     )

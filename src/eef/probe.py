@@ -14,12 +14,13 @@ import time
 from dataclasses import dataclass
 
 from eef import console
+from eef.config import RolloutConfig, SamplingConfig
 from eef.envs.base import ReplayDivergence, Suite, restore
 from eef.errors import UserError
 from eef.methods.exploration import StartCounts, success_by_start
 from eef.methods.solutions import restart_points
 from eef.policy.engine import TurnGenerator
-from eef.rollout import RolloutEngine, RolloutSettings, replay_actions
+from eef.rollout import RolloutEngine, replay_actions
 from eef.types import EpisodeStart, Task, Trajectory
 
 
@@ -78,14 +79,15 @@ def run_probe(
     failures: list[Trajectory],
     *,
     m: int,
-    settings: RolloutSettings,
+    rollout: RolloutConfig,
+    sampling: SamplingConfig,
     seed: int,
     origin: str,
 ) -> Probe:
     """Roll ``generator`` out from every start of :func:`probe_starts`; ``failures`` must be this
     suite's (same options), or their replay diverges (a UserError that says so)."""
     starts = probe_starts(failures, check_replays(suite, failures), m)
-    engine = RolloutEngine(suite, generator, settings, origin=origin)
+    engine = RolloutEngine(suite, generator, rollout, sampling, origin=origin)
     began = time.perf_counter()
     with console.progress_bar(f"probe {origin}", len(starts)) as advance:
         status = console.EpisodeStatus()

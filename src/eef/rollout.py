@@ -10,9 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from eef.config import SamplingConfig
+import torch
+
+from eef.config import RolloutConfig, SamplingConfig
 from eef.envs.base import Environment, Suite, restore_points
 from eef.policy.engine import TurnGenerator
 from eef.policy.tokenize import PromptEncoder
@@ -20,17 +22,8 @@ from eef.react import INVALID_TURN, parse_action
 from eef.seeding import derive_seed
 from eef.types import EpisodeStart, Message, Task, Termination, Trajectory
 
-
-@dataclass(frozen=True)
-class RolloutSettings:
-    sampling: SamplingConfig = field(default_factory=SamplingConfig)
-    max_context_tokens: int = 2048  # a prompt longer than this ends the episode (context_limit)
-    max_invalid_actions: int = 3  # consecutive invalid actions that end the episode (invalid_limit)
-    max_turns: int = 50  # a safety net; environments enforce their own step limits
-    batch_size: int = 64  # episodes in flight at once
-    # Generate for one half of the episodes while the other half's environments step, where steps
-    # wait on other processes (Suite.concurrent_steps); greedy results are the same either way.
-    overlap_steps: bool = False
+# A safety net: environments enforce their own step limits.
+MAX_TURNS = 50
 
 
 def recorded_prefix(source: Trajectory, action_index: int) -> list[Message]:
@@ -69,13 +62,27 @@ class _Episode:
 
 
 class RolloutEngine:
-    """Runs episodes of one suite with one policy; ``origin`` tags the trajectories it returns."""
+    """Runs episodes of one suite with one policy, in batches and limits as ``rollout`` says, each turn
+    sampled as ``sampling`` says (a run's ``rollout.explore`` or ``rollout.evaluate``); ``origin`` tags the
+    trajectories it returns."""
 
-    def __init__(self, suite: Suite, generator: TurnGenerator, settings: RolloutSettings, origin: str):
+    def __init__(
+        self,
+        suite: Suite,
+        generator: TurnGenerator,
+        rollout: RolloutConfig,
+        sampling: SamplingConfig,
+        origin: str,
+        max_turns: int = MAX_TURNS,
+    ):
         self.suite = suite
         self.generator = generator
-        self.settings = settings
+        self.rollout = rollout
+        self.sampling = sampling
         self.origin = origin
+        self.max_turns = max_turns
+        # auto: overlap where a GPU generates (on a CPU, generation and the environments compete for the cores).
+        self.overlap_steps = torch.cuda.is_available() if rollout.overlap_steps == "auto" else rollout.overlap_steps
         self.prompts = PromptEncoder(generator.tokenizer)
 
     def run(
@@ -91,7 +98,7 @@ class RolloutEngine:
         the batch size, the other starts or the engine (given the same logits).
         ``on_done`` sees each trajectory as soon as its episode ends (for progress and logs)."""
         results: dict[str, Trajectory] = {}
-        in_flight = self.settings.batch_size
+        in_flight = self.rollout.batch_size
         if self.suite.max_concurrent_envs is not None:
             in_flight = min(in_flight, self.suite.max_concurrent_envs)
         for chunk_begin in range(0, len(starts), in_flight):
@@ -143,7 +150,7 @@ class RolloutEngine:
         on, the episodes form two lanes that take turns: while one lane's environments step (in
         threads), the model generates the other lane's turns, so neither waits for the other."""
         episodes = self._begin(chunk, seed)
-        overlap = self.settings.overlap_steps and self.suite.concurrent_steps and len(episodes) > 1
+        overlap = self.overlap_steps and self.suite.concurrent_steps and len(episodes) > 1
         # A lane holds its live episodes; _finish takes out the ended ones once their steps are done.
         lanes = [episodes[0::2], episodes[1::2]] if overlap else [episodes]
         finished: list[Trajectory] = []
@@ -176,13 +183,13 @@ class RolloutEngine:
         )
         stepping = []
         for episode, prompt in zip(live, prompts, strict=True):
-            if len(prompt) + self.settings.sampling.max_new_tokens > self.settings.max_context_tokens:
+            if len(prompt) + self.sampling.max_new_tokens > self.rollout.max_context_tokens:
                 episode.termination = "context_limit"
             else:
                 stepping.append((episode, prompt))
         generations = self.generator.generate(
             [prompt for _, prompt in stepping],
-            self.settings.sampling,
+            self.sampling,
             # Each episode's turn samples from its own stream: the same in any batch, chunk or lane.
             seeds=[derive_seed(episode.seed, episode.start.key, episode.actions) for episode, _ in stepping],
             keys=[self._trajectory_id(episode.start) for episode, _ in stepping],
@@ -229,9 +236,9 @@ class RolloutEngine:
         episode.messages.append(Message(role="user", content=observation))
         episode.consecutive_invalid = episode.consecutive_invalid + 1 if invalid else 0
         if episode.termination is None:
-            if episode.consecutive_invalid >= self.settings.max_invalid_actions:
+            if episode.consecutive_invalid >= self.rollout.max_invalid_actions:
                 episode.termination = "invalid_limit"
-            elif episode.actions >= self.settings.max_turns:
+            elif episode.actions >= self.max_turns:
                 episode.termination = "step_limit"
 
     def _record(self, episode: _Episode) -> Trajectory:

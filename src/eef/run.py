@@ -25,11 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 import yaml
 
 from eef import console
-from eef.config import MethodConfig, RunConfig, SamplingConfig, SFTSettings, load_config
+from eef.config import MethodConfig, RunConfig, SFTSettings, load_config
 from eef.envs.base import Suite
 from eef.envs.registry import get_suite
 from eef.errors import UserError
@@ -50,7 +49,7 @@ from eef.policy.generators import make_generator
 from eef.policy.models import Policy, load_policy, load_tokenizer, save_policy, training_dtype
 from eef.policy.tiny import environment_text
 from eef.policy.vllm_generator import VLLMGenerator, check_vllm_available
-from eef.rollout import RolloutEngine, RolloutSettings
+from eef.rollout import RolloutEngine
 from eef.storage import append_jsonl, atomic_write_text, ends_with_newline, read_jsonl, write_json, write_jsonl
 from eef.training.sft import train_sft
 from eef.types import Task, Trajectory
@@ -215,16 +214,6 @@ class Run:
             draft_rows=rollout.draft_rows,
         )
 
-    def _rollout_settings(self, sampling: SamplingConfig) -> RolloutSettings:
-        rollout = self.config.rollout
-        return RolloutSettings(
-            sampling=sampling,
-            max_context_tokens=rollout.max_context_tokens,
-            max_invalid_actions=rollout.max_invalid_actions,
-            batch_size=rollout.batch_size,
-            overlap_steps=torch.cuda.is_available() if rollout.overlap_steps == "auto" else rollout.overlap_steps,
-        )
-
     def _evaluate_checkpoint(self, key: str, checkpoint: Path) -> None:
         generator = None
         for split, tasks in (("dev", self.tasks.dev), ("test", self.tasks.test)):
@@ -236,7 +225,8 @@ class Run:
                 generator,
                 self.suite,
                 split,
-                self._rollout_settings(self.config.rollout.evaluate),
+                self.config.rollout,
+                self.config.rollout.evaluate,
                 origin=f"policy:{key}",
                 seed=self.config.seed,
                 limit=len(tasks),
@@ -328,7 +318,8 @@ class Run:
             engine = RolloutEngine(
                 self.suite,
                 self._generator(checkpoint),
-                self._rollout_settings(self.config.rollout.explore),
+                self.config.rollout,
+                self.config.rollout.explore,
                 origin=f"policy:{method.name}/iter-{iteration - 1}",
             )
             total = sum(len(chunks[c]) for c in remaining)

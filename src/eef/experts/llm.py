@@ -150,7 +150,7 @@ class Usage:
 class LLMExpert(Expert):
     """A chat model as the expert; ``cache`` is the response cache file (see :func:`cache_path`)."""
 
-    max_invalid_turns = 3  # as the student's rollouts (RolloutSettings.max_invalid_actions)
+    max_invalid_turns = 3  # as the student's rollouts (RolloutConfig.max_invalid_actions)
     max_turns = 50  # a safety net, as theirs; environments enforce their own step limits
 
     def __init__(self, name: str, settings: LLMExpertSettings, cache: Path) -> None:
