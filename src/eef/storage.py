@@ -11,7 +11,8 @@ import errno
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -212,6 +213,22 @@ def iter_jsonl(path: Path, model: type[Record], *, drop_torn_tail: bool = False)
 
 def read_jsonl(path: Path, model: type[Record], *, drop_torn_tail: bool = False) -> list[Record]:
     return list(iter_jsonl(path, model, drop_torn_tail=drop_torn_tail))
+
+
+def whole_chunks(
+    path: Path, model: type[Record], sizes: list[int], chunk_of: Callable[[Record], int]
+) -> tuple[list[Record], set[int]]:
+    """Resume a file appended to in chunks (:func:`append_jsonl` of each whole chunk, ``chunk_of`` of a
+    record its chunk's index, ``sizes`` each chunk's record count): the records of the complete chunks,
+    and which chunks those are. What a kill left of a chunk (fewer records, a torn last line) is cut from
+    the file, so that the chunk can be appended again whole."""
+    kept = read_jsonl(path, model, drop_torn_tail=True) if Path(path).is_file() else []
+    counts = Counter(chunk_of(record) for record in kept)
+    complete = {chunk for chunk, count in counts.items() if count == sizes[chunk]}
+    records = [record for record in kept if chunk_of(record) in complete]
+    if len(records) != len(kept) or not ends_with_newline(path):
+        write_jsonl(path, records)
+    return records, complete
 
 
 def read_trajectories(path: Path) -> list[Trajectory]:
