@@ -16,27 +16,11 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from eef.cli import main
-from eef.types import Message, Trajectory
+from tests.test_storage import _trajectory
 
 EXAMPLES = settings(max_examples=25, deadline=None)
 
-VALID = Trajectory(
-    id="expert:scripted/shop-train-0",
-    env="shop",
-    task_id="shop-train-0",
-    messages=[
-        Message(role="system", content="You shop."),
-        Message(role="user", content="Instruction: a red hat"),
-        Message(role="assistant", content="Thought: search.\nAction: search[red hat]", loss=True),
-        Message(role="user", content="Results: B017 red hat"),
-    ],
-    reward=1.0,
-    success=True,
-    origin="expert:scripted",
-    termination="success",
-    num_actions=1,
-    seed=0,
-)
+VALID = _trajectory(0)  # a valid record, to break in one place
 VALID_LINE = json.dumps(VALID.model_dump(mode="json", by_alias=True))
 
 # Fields of a trajectory record with a value of the wrong type or out of bounds.
