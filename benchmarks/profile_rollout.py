@@ -17,10 +17,12 @@ import cProfile
 import pstats
 import time
 
+from eef.config import RolloutConfig, SamplingConfig
 from eef.envs.registry import get_suite
 from eef.policy.cached_generator import CachedGenerator
-from eef.policy.engine import Generation, SamplingSettings
-from eef.rollout import EpisodeStart, RolloutEngine, RolloutSettings
+from eef.policy.engine import Generation
+from eef.rollout import RolloutEngine
+from eef.types import EpisodeStart
 from shapes import SHAPES, benchmark_policy, machine, run_script
 
 
@@ -58,28 +60,25 @@ def main() -> None:
     parser.add_argument("--split", default="train")
     parser.add_argument("--episodes", type=int, default=64)
     parser.add_argument("--max-new-tokens", type=int, default=48)
-    parser.add_argument("--max-invalid-actions", type=int, default=RolloutSettings().max_invalid_actions)
+    parser.add_argument("--max-invalid-actions", type=int, default=RolloutConfig().max_invalid_actions)
     parser.add_argument("--top", type=int, default=30, help="functions listed")
     parser.add_argument("--turns", action="store_true", help="time each generation call instead of profiling")
     args = parser.parse_args()
 
     suite = get_suite(args.env)
     policy = benchmark_policy(args.model)
-    rules = RolloutSettings(
-        sampling=SamplingSettings(temperature=0.0, max_new_tokens=args.max_new_tokens),
-        max_invalid_actions=args.max_invalid_actions,
-        batch_size=args.episodes,
-    )
+    rules = RolloutConfig(max_invalid_actions=args.max_invalid_actions, batch_size=args.episodes, overlap_steps=False)
+    sampling = SamplingConfig(temperature=0.0, max_new_tokens=args.max_new_tokens)
     starts = [EpisodeStart(task) for task in suite.tasks(args.split)[: args.episodes]]
     if args.turns:
         for _ in range(2):  # the first run warms up the allocator and the kernels' caches
             timed = TimedTurns(CachedGenerator(policy.model, policy.tokenizer))
             began = time.perf_counter()
-            RolloutEngine(suite, timed, rules, "profile").run(starts, 0)
+            RolloutEngine(suite, timed, rules, sampling, "profile").run(starts, 0)
         print(f"{args.model} on {machine()}: {len(starts)} episodes, the second of two runs")
         print_turns(timed.calls, time.perf_counter() - began)
         return
-    engine = RolloutEngine(suite, CachedGenerator(policy.model, policy.tokenizer), rules, "profile")
+    engine = RolloutEngine(suite, CachedGenerator(policy.model, policy.tokenizer), rules, sampling, "profile")
     profile = cProfile.Profile()
     began = time.perf_counter()
     trajectories = profile.runcall(engine.run, starts, 0)

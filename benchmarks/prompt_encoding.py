@@ -24,7 +24,7 @@ from eef.experts.collect import collect
 from eef.experts.registry import expert_names, make_expert
 from eef.policy.models import load_policy
 from eef.policy.tiny import environment_text
-from eef.training.tokenize import PromptEncoder, encode_prompts
+from eef.policy.tokenize import PromptEncoder, encode_prompts
 from eef.types import Message, Trajectory
 from shapes import machine, run_script
 

@@ -23,25 +23,18 @@ import logging
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import replace
 
 import torch
 
+from eef.config import RolloutConfig, SamplingConfig
 from eef.envs.base import Suite
 from eef.envs.registry import get_suite
 from eef.experts.collect import collect
 from eef.experts.registry import make_expert
 from eef.policy.cached_generator import CachedGenerator
-from eef.policy.engine import (
-    Generation,
-    HFGenerator,
-    SamplingSettings,
-    TurnGenerator,
-    decode_generation,
-    stop_and_pad_ids,
-)
-from eef.rollout import EpisodeStart, RolloutEngine, RolloutSettings
-from eef.types import Trajectory
+from eef.policy.engine import Generation, HFGenerator, TurnGenerator, decode_generation, stop_and_pad_ids
+from eef.rollout import RolloutEngine
+from eef.types import EpisodeStart, Trajectory
 from shapes import SHAPES, benchmark_policy, machine, run_script
 
 FIGURES = ("episodes/s", "generated tokens/s", "env steps/s", "seconds", "CPU seconds", "prefilled tokens/rollout")
@@ -91,9 +84,14 @@ class ContinuousBatchingGenerator:
 
 
 def measure(
-    suite: Suite, generator: TurnGenerator, batch_size: int, starts: list[EpisodeStart], rules: RolloutSettings
+    suite: Suite,
+    generator: TurnGenerator,
+    batch_size: int,
+    starts: list[EpisodeStart],
+    rules: tuple[RolloutConfig, SamplingConfig],
 ) -> tuple[dict[str, float], list[Trajectory]]:
-    engine = RolloutEngine(suite, generator, replace(rules, batch_size=batch_size), "bench")
+    rollout, sampling = rules
+    engine = RolloutEngine(suite, generator, rollout.model_copy(update={"batch_size": batch_size}), sampling, "bench")
     began, cpu_began = time.perf_counter(), time.process_time()
     trajectories = engine.run(starts, seed=0)
     seconds = time.perf_counter() - began
@@ -113,7 +111,7 @@ def compare(
     suite: Suite,
     engines: dict[str, tuple[Callable[[], TurnGenerator], int]],
     starts: list[EpisodeStart],
-    rules: RolloutSettings,
+    rules: tuple[RolloutConfig, SamplingConfig],
     repeats: int,
     naive_episodes: int,
 ) -> None:
@@ -184,7 +182,7 @@ def main() -> None:
     parser.add_argument(
         "--max-invalid-actions",
         type=int,
-        default=RolloutSettings().max_invalid_actions,
+        default=RolloutConfig().max_invalid_actions,
         help="consecutive invalid actions that end an episode (an untrained shape plays full episodes with 15)",
     )
     parser.add_argument("--restart-sources", type=int, default=16, help="expert failures to restart from (0: skip)")
@@ -232,9 +230,9 @@ def main() -> None:
         f"ours drafts {drafts.draft_tokens} tokens in calls of at most {drafts.draft_rows} prompts"
     )
 
-    rules = RolloutSettings(
-        sampling=SamplingSettings(temperature=0.0, max_new_tokens=args.max_new_tokens),
-        max_invalid_actions=args.max_invalid_actions,
+    rules = (
+        RolloutConfig(max_invalid_actions=args.max_invalid_actions, overlap_steps=False),
+        SamplingConfig(temperature=0.0, max_new_tokens=args.max_new_tokens),
     )
     starts = [EpisodeStart(task) for task in suite.tasks(args.split)[: args.episodes]]
     compare(

@@ -18,11 +18,13 @@ from dataclasses import replace
 
 import torch
 
+from eef.config import RolloutConfig, SamplingConfig
 from eef.envs.sciworld.env import SciWorldSuite
 from eef.policy.cached_generator import CachedGenerator
-from eef.policy.engine import Generation, SamplingSettings
+from eef.policy.engine import Generation
 from eef.policy.models import load_policy
-from eef.rollout import EpisodeStart, RolloutEngine, RolloutSettings
+from eef.rollout import RolloutEngine
+from eef.types import EpisodeStart
 
 LOOK_AROUND = "Thought: where am I?\nAction: look around"
 
@@ -47,13 +49,13 @@ def rollout_stepping(episodes: int = 4, turns: int = 12) -> None:
     eef.rollout.encode_prompts = lambda tokenizer, conversations: [[0]] * len(conversations)
     suite = SciWorldSuite(max_envs=episodes)
     starts = [EpisodeStart(task) for task in suite.tasks("dev")[:episodes]]
-    settings = RolloutSettings(sampling=SamplingSettings(), batch_size=episodes, max_turns=turns)
+    rollout, sampling = RolloutConfig(batch_size=episodes, overlap_steps=False), SamplingConfig(max_new_tokens=64)
     seconds: dict[bool, float] = {}
     try:
         for concurrent in (False, True, False, True):  # the first pass starts the JVMs: not counted
             suite.concurrent_steps = concurrent
             started = time.perf_counter()
-            RolloutEngine(suite, _LookAround(), settings, "bench").run(starts, seed=0)
+            RolloutEngine(suite, _LookAround(), rollout, sampling, "bench", max_turns=turns).run(starts, seed=0)
             seconds[concurrent] = time.perf_counter() - started
     finally:
         suite.close()
@@ -86,13 +88,13 @@ def overlap_with_generation(episodes: int = 8, turns: int = 10) -> None:
     generator = _GenerateThenLookAround(CachedGenerator(policy.model, policy.tokenizer))
     starts = [EpisodeStart(task) for task in suite.tasks("dev")[:episodes]]
     # An untrained model never ends its turn: every turn generates exactly max_new_tokens.
-    sampling = SamplingSettings(temperature=0.0, max_new_tokens=48)
+    sampling = SamplingConfig(temperature=0.0, max_new_tokens=48)
     seconds: dict[bool, float] = {}
     try:
         for overlap in (False, True, False, True):  # the first pass starts the JVMs: not counted
-            settings = RolloutSettings(sampling=sampling, batch_size=episodes, max_turns=turns, overlap_steps=overlap)
+            rollout = RolloutConfig(batch_size=episodes, overlap_steps=overlap)
             started = time.perf_counter()
-            RolloutEngine(suite, generator, settings, "bench").run(starts, seed=0)
+            RolloutEngine(suite, generator, rollout, sampling, "bench", max_turns=turns).run(starts, seed=0)
             seconds[overlap] = time.perf_counter() - started
     finally:
         suite.close()

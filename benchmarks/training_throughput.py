@@ -19,13 +19,14 @@ from pathlib import Path
 import torch
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
+from eef.config import SFTSettings
 from eef.envs.registry import get_suite
 from eef.experts.collect import collect
 from eef.experts.registry import make_expert
 from eef.policy.models import load_policy, resolve_dtype, training_dtype
 from eef.policy.tiny import environment_text
-from eef.training.sft import SFTSettings, train_sft
-from eef.training.tokenize import encode_messages
+from eef.policy.tokenize import encode_messages
+from eef.training.sft import train_sft
 from shapes import SHAPES, machine, run_script, shaped_policy
 
 # Dense bf16 peak FLOP/s of the GPUs this project is lent (vendor datasheets, without sparsity).

@@ -2,15 +2,17 @@
 
 import pytest
 
+from eef.config import RolloutConfig, SamplingConfig, SFTSettings
 from eef.envs.registry import get_suite
 from eef.experts.collect import collect
 from eef.experts.registry import make_expert
 from eef.policy.cached_generator import CachedGenerator
-from eef.policy.engine import HFGenerator, SamplingSettings
+from eef.policy.engine import HFGenerator
 from eef.policy.models import load_policy
 from eef.policy.tiny import environment_text
-from eef.rollout import EpisodeStart, RolloutEngine, RolloutSettings
-from eef.training.sft import SFTSettings, train_sft
+from eef.rollout import RolloutEngine
+from eef.training.sft import train_sft
+from eef.types import EpisodeStart
 
 
 @pytest.fixture(scope="module")
@@ -45,10 +47,10 @@ def cached(policy):
 
 
 def _engine(shop, generator, batch_size, temperature=0.0):
-    settings = RolloutSettings(
-        sampling=SamplingSettings(temperature=temperature, max_new_tokens=40), batch_size=batch_size
+    rollout = RolloutConfig(batch_size=batch_size, overlap_steps=False)
+    return RolloutEngine(
+        shop, generator, rollout, SamplingConfig(temperature=temperature, max_new_tokens=40), "policy:test"
     )
-    return RolloutEngine(shop, generator, settings, origin="policy:test")
 
 
 def test_batched_equals_one_at_a_time_under_greedy(shop, generator):
@@ -122,10 +124,10 @@ def test_overlapping_steps_with_generation_changes_no_greedy_result(cached, expe
     starts += [EpisodeStart(tasks[f.task_id], f, m) for f in failures for m in (1, 2)]
 
     def run(overlap: bool, temperature: float = 0.0) -> list:
-        settings = RolloutSettings(
-            sampling=SamplingSettings(temperature=temperature, max_new_tokens=40), overlap_steps=overlap
+        sampling = SamplingConfig(temperature=temperature, max_new_tokens=40)
+        return RolloutEngine(threaded, cached, RolloutConfig(overlap_steps=overlap), sampling, "policy:test").run(
+            starts, seed=3
         )
-        return RolloutEngine(threaded, cached, settings, origin="policy:test").run(starts, seed=3)
 
     sequential, overlapped = run(overlap=False), run(overlap=True)
     # Only the accounting of shared prefixes may differ: the lanes' calls split them differently.
@@ -145,3 +147,24 @@ def test_unparsable_turns_end_in_invalid_limit(shop, expert_data):
     assert all(not t.success for t in trajectories)
     invalid = [m for t in trajectories for m in t.messages if m.role == "user" and m.content.startswith("Invalid")]
     assert invalid
+
+
+def test_a_restart_that_does_not_replay_closes_every_environment_of_its_chunk(
+    shop, expert_data, generator, monkeypatch
+):
+    from eef.envs.base import ReplayDivergence
+    from tests.envs.test_restore import CountedEnvironment
+
+    open_: set = set()
+    make = shop.make
+    monkeypatch.setattr(shop, "make", lambda: CountedEnvironment(make(), open_, forkable=True))
+    failure = next(t for t in expert_data if not t.success and t.num_actions >= 4)
+    # The observation after the second action, recorded wrong: a file collected with other options.
+    second = [i for i, m in enumerate(failure.messages) if m.role == "assistant"][1] + 1
+    messages = [*failure.messages[:second], failure.messages[second].model_copy(update={"content": "elsewhere"})]
+    tampered = failure.model_copy(update={"messages": messages + failure.messages[second + 1 :]})
+    task = next(t for t in shop.tasks("train") if t.task_id == failure.task_id)
+    starts = [EpisodeStart(t) for t in shop.tasks("dev")[:3]] + [EpisodeStart(task, source=tampered, action_index=3)]
+    with pytest.raises(ReplayDivergence, match="after action 1"):
+        _engine(shop, generator, batch_size=4).run(starts, seed=0)
+    assert open_ == set()

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from eef.errors import UserError
-from eef.storage import append_jsonl, read_jsonl, read_trajectories, write_jsonl, write_trajectories
+from eef.storage import append_jsonl, read_jsonl, read_trajectories, whole_chunks, write_jsonl, write_trajectories
 from eef.types import Message, StartState, Trajectory
 
 
@@ -126,3 +126,20 @@ def test_metrics_log_never_repeats_a_key_and_survives_a_torn_line(tmp_path: Path
         ("sft/train", 3),
         ("rft/explore", 2),
     ]
+
+
+def test_whole_chunks_keeps_complete_chunks_and_cuts_what_a_kill_left(tmp_path: Path):
+    path = tmp_path / "rollouts.jsonl"
+    chunk = lambda t: t.meta["chunk"]  # noqa: E731
+    records = [_trajectory(i, meta={"chunk": i // 2}) for i in range(5)]  # chunks of 2, 2 and 1
+    append_jsonl(path, records[:2])
+    append_jsonl(path, records[2:3])  # chunk 1 cut short by a kill
+    with open(path, "a") as handle:
+        handle.write('{"id": "torn')  # and a torn line after it
+    kept, complete = whole_chunks(path, Trajectory, [2, 2, 1], chunk)
+    assert [t.id for t in kept] == ["t0", "t1"] and complete == {0}
+    assert read_jsonl(path, Trajectory) == kept  # the file holds the whole chunks only: chunk 1 appends anew
+    append_jsonl(path, records[2:])
+    assert whole_chunks(path, Trajectory, [2, 2, 1], chunk) == (records, {0, 1, 2})
+    assert whole_chunks(tmp_path / "none.jsonl", Trajectory, [2], chunk) == ([], set())
+    assert not (tmp_path / "none.jsonl").exists()

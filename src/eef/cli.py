@@ -7,10 +7,12 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from eef import console
 from eef.allocator import keep_freed_memory
 from eef.errors import WRITE_FAILURES, IncompleteError, UserError, WriteError, on_write_failure
+from eef.storage import prepare_output
 
 
 def _cmd_envs(args: argparse.Namespace) -> None:
@@ -219,13 +221,14 @@ def _cmd_compare(args: argparse.Namespace) -> None:
 def _cmd_import(args: argparse.Namespace) -> None:
     from eef.interchange import import_file
 
-    _print_interchange(import_file(Path(args.file), args.format, args.env, Path(args.out), args.origin), args.json)
+    out = prepare_output(Path(args.out), "--out")
+    _print_interchange(import_file(Path(args.file), args.format, args.env, out, args.origin), args.json)
 
 
 def _cmd_export(args: argparse.Namespace) -> None:
     from eef.interchange import export_file
 
-    _print_interchange(export_file(Path(args.file), args.format, Path(args.out)), args.json)
+    _print_interchange(export_file(Path(args.file), args.format, prepare_output(Path(args.out), "--out")), args.json)
 
 
 def _print_interchange(report: dict, as_json: bool) -> None:
@@ -240,6 +243,27 @@ def _print_interchange(report: dict, as_json: bool) -> None:
     )
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line like every other user error (exit code 2), not the usage text and the error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+# Seeds reach numpy and torch, which take 0 <= seed < 2**32 (numpy) only.
+MAX_SEED = 2**32 - 1
+
+
+def _seed(text: str) -> int:
+    try:
+        seed = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= seed <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"{text} is not between 0 and {MAX_SEED}")
+    return seed
+
+
 def _env_option(text: str) -> tuple[str, object]:
     """``KEY=VALUE`` of ``--env-option``; the value is read as YAML (numbers, booleans, strings)."""
     import yaml
@@ -247,7 +271,10 @@ def _env_option(text: str) -> tuple[str, object]:
     key, equals, value = text.partition("=")
     if not equals or not key.strip():
         raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE (e.g. --env-option data_dir=/data/webshop)")
-    return key.strip(), yaml.safe_load(value)
+    try:
+        return key.strip(), yaml.safe_load(value)
+    except yaml.YAMLError as err:
+        raise argparse.ArgumentTypeError(f"{text!r}: the value is not YAML ({str(err).splitlines()[0]})") from None
 
 
 def _add_env_options(parser: argparse.ArgumentParser) -> None:
@@ -263,7 +290,7 @@ def _add_env_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="eef", description=__doc__)
+    parser = _Parser(prog="eef", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     envs = commands.add_parser("envs", help="list the environments and whether each is usable here")
@@ -276,7 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--expert", default="scripted", help="expert: scripted, scripted-weak, ..., openai:MODEL[@TAG]"
     )
     collect.add_argument("--split", default="train")
-    collect.add_argument("--seed", type=int, default=0, help="base seed of the expert's random choices")
+    collect.add_argument("--seed", type=_seed, default=0, help="base seed of the expert's random choices")
     collect.add_argument("--limit", type=int, default=None, help="only the first N tasks of the split")
     collect.add_argument("--out", default=None, help="output JSONL (default data/expert-ENV-EXPERT-SPLIT.jsonl)")
     collect.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -326,7 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--max-length", type=int, default=2048)
     train.add_argument("--lora", action="store_true", help="train LoRA adapters (merged into the saved checkpoint)")
     train.add_argument("--dtype", default="auto", help="auto | float32 | bfloat16")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=_seed, default=0)
     train.add_argument("--json", action="store_true", help="print the summary as JSON")
     _add_env_options(train)
     train.set_defaults(handler=_cmd_train)
@@ -339,7 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--temperature", type=float, default=0.0, help="0: greedy")
     evaluate.add_argument("--max-new-tokens", type=int, default=64)
     evaluate.add_argument("--batch-size", type=int, default=64)
-    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--seed", type=_seed, default=0)
     evaluate.add_argument("--out", default=None, help="folder for trajectories.jsonl and results.json")
     evaluate.add_argument("--json", action="store_true", help="print the summary as JSON")
     _add_env_options(evaluate)
@@ -359,7 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--temperature", type=float, default=1.0, help="as the run's rollout.explore (0: greedy)")
     probe.add_argument("--max-new-tokens", type=int, default=48)
     probe.add_argument("--batch-size", type=int, default=64)
-    probe.add_argument("--seed", type=int, default=0, help="seeds each episode's sampling")
+    probe.add_argument("--seed", type=_seed, default=0, help="seeds each episode's sampling")
     probe.add_argument("--out", default=None, help="write the probe's rollouts here (JSONL)")
     probe.add_argument("--json", action="store_true", help="print the summary as JSON")
     _add_env_options(probe)

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from eef.errors import UserError, first_problem
+from eef.storage import prepare_output
 
 SettingsModel = TypeVar("SettingsModel", bound=BaseModel)
 
@@ -24,12 +25,12 @@ def _from_flags(settings: type[SettingsModel], **values: Any) -> SettingsModel:
 
 
 def train(args: argparse.Namespace) -> dict[str, Any]:
+    from eef.config import LoraSettings, SFTSettings
     from eef.envs.registry import get_suite
-    from eef.policy.lora import LoraSettings
     from eef.policy.models import load_policy, training_dtype
     from eef.policy.tiny import environment_text
     from eef.storage import read_trajectories
-    from eef.training.sft import SFTSettings, train_sft
+    from eef.training.sft import train_sft
 
     settings = _from_flags(
         SFTSettings,
@@ -46,6 +47,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         data = [t for t in data if t.success]
     if not data:
         raise UserError(f"{args.data}: no trajectories to train on{' (no successes)' if args.successes_only else ''}")
+    prepare_output(Path(args.out), "--out", folder=True)  # before the training, not after it
     suite = get_suite(args.env, **dict(args.env_options))
     texts = environment_text(suite.instruction, data) if args.model == "tiny" else None
     policy = load_policy(
@@ -74,29 +76,25 @@ def evaluate_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
     from eef.config import RolloutConfig, SamplingConfig
     from eef.envs.registry import get_suite
     from eef.evaluate import evaluate, save_evaluation
-    from eef.policy.engine import SamplingSettings, make_generator
+    from eef.policy.generators import make_generator
     from eef.policy.models import load_policy
-    from eef.rollout import RolloutSettings
 
     if args.limit is not None and args.limit <= 0:
         raise UserError(f"--limit must be positive, got {args.limit}")
-    # The bounds a run's config puts on the same settings.
     sampling = _from_flags(SamplingConfig, temperature=args.temperature, max_new_tokens=args.max_new_tokens)
-    _from_flags(RolloutConfig, batch_size=args.batch_size)
-    suite = get_suite(args.env, **dict(args.env_options))
-    suite.tasks(args.split)  # an unknown split fails here, before a model is loaded
-    texts = [suite.instruction] if args.model == "tiny" else None
-    policy = load_policy(args.model, tokenizer_texts=texts, tokenizer_terms=suite.atomic_terms(), seed=args.seed)
-    settings = RolloutSettings(
-        sampling=SamplingSettings(temperature=sampling.temperature, max_new_tokens=sampling.max_new_tokens),
-        batch_size=args.batch_size,
-    )
-    generator = make_generator(policy.model, policy.tokenizer)
-    evaluation = evaluate(
-        generator, suite, args.split, settings, origin=f"policy:{args.model}", seed=args.seed, limit=args.limit
-    )
+    # A run's rollout settings with its defaults; steps never overlap generation here.
+    rollout = _from_flags(RolloutConfig, batch_size=args.batch_size, overlap_steps=False)
     default_out = Path(args.model) / f"eval-{args.env}-{args.split}" if Path(args.model).is_dir() else None
     out = Path(args.out) if args.out else default_out or Path("runs") / f"eval-{args.model}-{args.env}-{args.split}"
+    suite = get_suite(args.env, **dict(args.env_options))
+    suite.tasks(args.split)  # an unknown split fails here, before a model is loaded
+    prepare_output(out, "--out", folder=True)
+    texts = [suite.instruction] if args.model == "tiny" else None
+    policy = load_policy(args.model, tokenizer_texts=texts, tokenizer_terms=suite.atomic_terms(), seed=args.seed)
+    generator = make_generator(policy.model, policy.tokenizer)
+    evaluation = evaluate(
+        generator, suite, args.split, rollout, sampling, origin=f"policy:{args.model}", seed=args.seed, limit=args.limit
+    )
     context = {
         "model": args.model,
         "env": args.env,
@@ -112,17 +110,18 @@ def probe(args: argparse.Namespace) -> dict[str, Any]:
     from eef.config import RolloutConfig, SamplingConfig
     from eef.envs.registry import get_suite
     from eef.methods.exploration import ALL_LEVELS, best_restart
-    from eef.policy.engine import SamplingSettings, make_generator
+    from eef.policy.generators import make_generator
     from eef.policy.models import load_policy
     from eef.probe import check_replays, run_probe
-    from eef.rollout import RolloutSettings
     from eef.storage import read_trajectories, write_trajectories
 
     for flag, value in (("--limit", args.limit), ("--m", args.m)):
         if value is not None and value <= 0:
             raise UserError(f"{flag} must be positive, got {value}")
     sampling = _from_flags(SamplingConfig, temperature=args.temperature, max_new_tokens=args.max_new_tokens)
-    _from_flags(RolloutConfig, batch_size=args.batch_size)
+    rollout = _from_flags(RolloutConfig, batch_size=args.batch_size, overlap_steps=False)
+    if args.out:
+        prepare_output(Path(args.out), "--out")
     suite = get_suite(args.env, **dict(args.env_options))
     levels = [level.strip() for level in args.levels.split(",")] if args.levels else None
     unknown = sorted(set(levels or []) - set(suite.difficulty_levels()))
@@ -142,16 +141,13 @@ def probe(args: argparse.Namespace) -> dict[str, Any]:
         raise UserError(f"{args.checkpoint}: no such checkpoint folder (give one that eef train or eef run wrote)")
     check_replays(suite, failures)  # before the model loads
     policy = load_policy(args.checkpoint)
-    settings = RolloutSettings(
-        sampling=SamplingSettings(temperature=sampling.temperature, max_new_tokens=sampling.max_new_tokens),
-        batch_size=args.batch_size,
-    )
     result = run_probe(
         make_generator(policy.model, policy.tokenizer),
         suite,
         failures,
         m=args.m,
-        settings=settings,
+        rollout=rollout,
+        sampling=sampling,
         seed=args.seed,
         origin=f"probe:{args.checkpoint}",
     )
@@ -178,20 +174,24 @@ def probe(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from eef import console
-    from eef.config import default_config_path, load_config
+    from eef.config import default_config_path, load_config, load_run_config
     from eef.errors import on_write_failure
     from eef.lock import run_lock
-    from eef.run import Run
 
     if args.resume:
         if args.config or args.overrides:
             raise UserError("--resume continues a run with its own config: give no CONFIG or --set with it")
-        run_ = Run.resume(Path(args.resume))
+        directory = Path(args.resume)
+        config = load_run_config(directory)
     else:
         path = Path(args.config) if args.config else default_config_path()
         config = load_config(path, args.overrides)
-        directory = Path(args.out) if args.out else Path("runs") / f"{config.name}-seed{config.seed}"
-        run_ = Run(directory, config)  # checks the environment and the engine before anything is written
+        directory = prepare_output(
+            Path(args.out) if args.out else Path("runs") / f"{config.name}-seed{config.seed}", "--out", folder=True
+        )
+    from eef.run import Run  # the model code, once the config holds (a bad one fails in a fraction of a second)
+
+    run_ = Run(directory, config)  # checks the environment and the engine before anything is written
     with on_write_failure(f"eef run --resume {run_.dir}"):
         run_.dir.mkdir(parents=True, exist_ok=True)
         # One writer per run directory, for the whole run: a second `eef run` here stops at once.

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from eef.errors import UserError
+from eef.layout import RunLayout
 from eef.storage import read_json
 
 
@@ -14,9 +15,10 @@ def load_run_results(directory: Path) -> dict[str, Any]:
     directory = Path(directory)
     if not directory.is_dir():
         raise UserError(f"{directory}: no such directory; give a run directory (`eef run --out DIR` makes one)")
-    if not (directory / "config.yaml").is_file():
+    run = RunLayout(directory)
+    if not run.config.is_file():
         raise UserError(f"{directory}: not a run directory (no config.yaml); give one that `eef run` wrote")
-    path = directory / "results.json"
+    path = run.results
     if not path.is_file():
         raise UserError(
             f"{directory}: no results.json, not a finished run: finish it with `eef run --resume {directory}`"

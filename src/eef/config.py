@@ -9,8 +9,82 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from eef.errors import UserError, first_problem
-from eef.experts.llm import SPEC_PREFIX, LLMExpertSettings
-from eef.training.sft import SFTSettings
+from eef.storage import read_text
+
+# The settings of every stage live here, below the code that takes them, so that reading and checking a
+# config imports no model code (no torch).
+
+SPEC_PREFIX = "openai:"  # an expert named openai:MODEL[@TAG] is a chat model (experts/llm.py)
+
+
+class LoraSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    r: int = Field(default=16, ge=1)
+    alpha: int = Field(default=32, ge=1)
+    dropout: float = Field(default=0.05, ge=0.0, lt=1.0)
+    # PEFT's "all-linear": every linear layer of the blocks (attention and MLP), not the output head.
+    target_modules: list[str] | str = "all-linear"
+
+
+class SFTSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    epochs: float = Field(default=3.0, gt=0)
+    # Fine-tuning a pretrained model; the tiny model, trained from scratch, wants ~1e-3.
+    learning_rate: float = Field(default=2e-5, gt=0)
+    batch_size: int = Field(default=8, ge=1)  # sequences per device and step
+    gradient_accumulation: int = Field(default=1, ge=1)
+    max_length: int = Field(default=2048, ge=1)
+    warmup_ratio: float = Field(default=0.03, ge=0, lt=1)
+    weight_decay: float = Field(default=0.0, ge=0)
+    lr_scheduler: str = "cosine"
+    max_grad_norm: float = Field(default=1.0, gt=0)
+    seed: int = 0
+    bf16: bool | None = None  # None: bf16 mixed precision where the GPU supports it
+    lora: LoraSettings | None = None  # None: full fine-tuning
+    logging_steps: int = Field(default=10, ge=1)
+    # Batches of similar lengths waste less compute on padding (false: random batches).
+    group_by_length: bool = True
+    # Where the Trainer logs besides metrics.jsonl: "tensorboard" (in <output_dir>.trainer/), "wandb"
+    # (when installed and asked for), "none", or several joined by commas.
+    report_to: str = "tensorboard"
+
+
+class LLMExpertSettings(BaseModel):
+    """How to reach and sample the model (``eef collect`` options, or a run config's ``llm_experts``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str = Field(min_length=1, description="the model name the server knows")
+    base_url: str | None = None  # None: OpenAI's API (or $OPENAI_BASE_URL)
+    # The environment variable that holds the key (the key itself is never in settings or files).
+    api_key_env: str = Field(default="OPENAI_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    concurrency: int = Field(default=8, ge=1, description="episodes (so requests) in flight at once")
+    temperature: float = Field(default=0.0, ge=0.0)
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    max_tokens: int = Field(default=256, ge=1, description="longest turn, in tokens")
+    # OpenAI's reasoning models (o1, o3, o4-mini, gpt-5, ...) refuse max_tokens and any temperature or
+    # top_p but the default: they get max_completion_tokens (which their hidden reasoning counts against).
+    reasoning_model: bool = False
+    max_retries: int = Field(default=6, ge=0, description="retries of a failing request before its episode fails")
+    backoff_s: float = Field(default=1.0, ge=0.0, description="first retry's delay; doubles each retry")
+    max_backoff_s: float = Field(default=60.0, ge=0.0)
+    timeout_s: float = Field(default=120.0, gt=0.0, description="one request's time limit")
+    price_input: float | None = Field(default=None, ge=0.0, description="USD per million prompt tokens")
+    price_cached_input: float | None = Field(
+        default=None, ge=0.0, description="USD per million prompt tokens from the server's prompt cache"
+    )  # None: price_input
+    price_output: float | None = Field(default=None, ge=0.0, description="USD per million generated tokens")
+
+    def cost_usd(self, prompt_tokens: int, completion_tokens: int, cached_prompt_tokens: int = 0) -> float | None:
+        """What the tokens cost; ``cached_prompt_tokens`` (of ``prompt_tokens``) at the cached-input price."""
+        if self.price_input is None and self.price_output is None and self.price_cached_input is None:
+            return None
+        fresh_price = self.price_input or 0.0
+        cached_price = self.price_cached_input if self.price_cached_input is not None else fresh_price
+        input_cost = fresh_price * (prompt_tokens - cached_prompt_tokens) + cached_price * cached_prompt_tokens
+        return (input_cost + (self.price_output or 0.0) * completion_tokens) / 1e6
 
 
 class Strict(BaseModel):
@@ -33,6 +107,10 @@ class ModelConfig(Strict):
 
 
 class SamplingConfig(Strict):
+    """How an agent turn is sampled (exploration, evaluation): what the generators take. ``temperature`` 0: greedy."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
     temperature: float = Field(default=1.0, ge=0.0)  # 0: greedy
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
     max_new_tokens: int = Field(default=48, ge=1)
@@ -78,7 +156,7 @@ class MethodConfig(Strict):
 
 class RunConfig(Strict):
     name: str = "default"
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, lt=2**32)  # numpy's seeds are 32-bit
     iterations: int = Field(default=2, ge=0)
     env: EnvConfig = Field(default_factory=EnvConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
@@ -118,10 +196,16 @@ class RunConfig(Strict):
 def _set(data: dict[str, Any], dotted: str, raw: str) -> None:
     keys = dotted.split(".")
     node: Any = data
-    for key in keys[:-1]:
+    for depth, key in enumerate(keys[:-1]):
         node = _list_item(node, key, dotted) if isinstance(node, list) else node.setdefault(key, {})
+        if not isinstance(node, dict | list):
+            within = ".".join(keys[: depth + 1])
+            raise UserError(f"--set {dotted}: {within} is a single value ({node!r}), not a group of settings")
     last = keys[-1]
-    value = yaml.safe_load(raw)
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError as err:
+        raise UserError(f"--set {dotted}={raw}: not a YAML value ({str(err).splitlines()[0]}); quote it") from None
     if isinstance(node, list):
         node[_index(node, last, dotted)] = value
     else:
@@ -150,8 +234,8 @@ def load_config(path: Path | None, overrides: list[str], defaults: dict[str, Any
         if not path.is_file():
             raise UserError(f"{path}: no such config file")
         try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as err:
+            data = yaml.safe_load(read_text(path)) or {}
+        except (yaml.YAMLError, RecursionError) as err:
             raise UserError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
         if not isinstance(data, dict):
             raise UserError(f"{path}: a config is a YAML mapping of keys to values")
@@ -174,3 +258,11 @@ def load_config(path: Path | None, overrides: list[str], defaults: dict[str, Any
 def default_config_path() -> Path:
     """The embedded default: the shop environment, the tiny model, the scripted experts, every method."""
     return Path(__file__).parent / "configs" / "default.yaml"
+
+
+def load_run_config(directory: Path) -> RunConfig:
+    """The config of the run in ``directory`` (its config.yaml), to resume it."""
+    path = Path(directory) / "config.yaml"
+    if not path.is_file():
+        raise UserError(f"{directory}: not a run directory (no config.yaml); start one with `eef run`")
+    return load_config(path, [])

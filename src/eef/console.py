@@ -18,8 +18,9 @@ from eef.summary import Summary
 if TYPE_CHECKING:
     from eef.types import Trajectory
 
-results = Console(file=sys.stdout, soft_wrap=True)
-messages = Console(file=sys.stderr, soft_wrap=True)
+# Without a fixed file, rich writes to whatever sys.stdout / sys.stderr is at the time (a test's capture too).
+results = Console(soft_wrap=True)
+messages = Console(stderr=True, soft_wrap=True)
 
 
 def quiet() -> bool:
@@ -69,14 +70,14 @@ class EpisodeStatus:
 @contextmanager
 def progress_bar(description: str, total: int) -> Iterator[Callable[[str], None]]:
     """A live bar on stderr (hidden in quiet mode) with done / total, a status text and time left.
-    Yields ``advance(status)``: call it once per finished item."""
+    Yields ``advance(status, done=1)``: call it once per finished item (``done=0`` changes the status only)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     columns = (TextColumn(description), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"))
     with Progress(*columns, TimeRemainingColumn(), console=messages, disable=quiet()) as bar:
         task = bar.add_task(description, total=total, status="")
 
-        def advance(status: str = "") -> None:
-            bar.update(task, advance=1, status=status)
+        def advance(status: str = "", done: int = 1) -> None:
+            bar.update(task, advance=done, status=status)
 
         yield advance

@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from eef import console
+from eef.config import RolloutConfig, SamplingConfig
 from eef.envs.base import Suite
 from eef.policy.engine import TurnGenerator
-from eef.rollout import EpisodeStart, RolloutEngine, RolloutSettings
+from eef.rollout import RolloutEngine
 from eef.storage import write_json, write_trajectories
 from eef.summary import Summary, summarize
-from eef.types import Trajectory
+from eef.types import EpisodeStart, Trajectory
 
 
 @dataclass(frozen=True)
@@ -28,14 +29,15 @@ def evaluate(
     generator: TurnGenerator,
     suite: Suite,
     split: str,
-    settings: RolloutSettings,
+    rollout: RolloutConfig,
+    sampling: SamplingConfig,
     *,
     origin: str,
     seed: int,
     limit: int | None = None,
 ) -> Evaluation:
     tasks = suite.tasks(split)[:limit]
-    engine = RolloutEngine(suite, generator, settings, origin=origin)
+    engine = RolloutEngine(suite, generator, rollout, sampling, origin=origin)
     started = time.perf_counter()
     with console.progress_bar(f"eval {origin} on {suite.name}/{split}", len(tasks)) as advance:
         status = console.EpisodeStatus()

@@ -27,6 +27,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from eef.errors import UserError
+from eef.storage import parse_json, read_text
 from eef.types import Message, Termination, Trajectory
 
 Format = Literal["eto", "agentgym"]
@@ -111,13 +112,15 @@ def read_public_entries(path: Path) -> list[tuple[str, dict[str, Any]]]:
 
 
 def _read_public_file(path: Path) -> list[tuple[str, dict[str, Any]]]:
-    text = path.read_text(encoding="utf-8")
+    text = read_text(path)
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
         if err.msg != "Extra data":
             raise UserError(f"{path}:{err.lineno}: not valid JSON ({err.msg})") from None
         data = _json_lines(path, text)
+    except (ValueError, RecursionError):
+        parse_json(text, str(path))  # raises, saying what it cannot read
     if isinstance(data, dict):
         # One ETO output file is one task's trajectory; ETO names the file after the task.
         return [(f"{path}: entry 0", {"id": path.stem, **data} if "id" not in data else data)]
@@ -135,10 +138,7 @@ def _json_lines(path: Path, text: str) -> list[Any]:
     records = []
     for number, line in enumerate(text.splitlines(), start=1):
         if line.strip():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError as err:
-                raise UserError(f"{path}:{number}: not valid JSON ({err.msg})") from None
+            records.append(parse_json(line, f"{path}:{number}"))
     return records
 
 

@@ -14,13 +14,14 @@ import time
 from dataclasses import dataclass
 
 from eef import console
+from eef.config import RolloutConfig, SamplingConfig
 from eef.envs.base import ReplayDivergence, Suite, restore
 from eef.errors import UserError
 from eef.methods.exploration import StartCounts, success_by_start
 from eef.methods.solutions import restart_points
 from eef.policy.engine import TurnGenerator
-from eef.rollout import EpisodeStart, RolloutEngine, RolloutSettings, replay_actions
-from eef.types import Task, Trajectory
+from eef.rollout import RolloutEngine, replay_actions
+from eef.types import EpisodeStart, Task, Trajectory
 
 
 @dataclass(frozen=True)
@@ -57,13 +58,11 @@ def check_replays(suite: Suite, failures: list[Trajectory]) -> dict[str, Task]:
         )
     first = failures[0]
     actions, observations = replay_actions(first, first.num_actions)
-    env = suite.make()
-    try:
-        restore(env, tasks[first.task_id], actions, observations)
-    except ReplayDivergence as err:
-        raise UserError(_diverged(suite, err)) from None
-    finally:
-        env.close()
+    with suite.make() as env:
+        try:
+            restore(env, tasks[first.task_id], actions, observations)
+        except ReplayDivergence as err:
+            raise UserError(_diverged(suite, err)) from None
     return tasks
 
 
@@ -80,14 +79,15 @@ def run_probe(
     failures: list[Trajectory],
     *,
     m: int,
-    settings: RolloutSettings,
+    rollout: RolloutConfig,
+    sampling: SamplingConfig,
     seed: int,
     origin: str,
 ) -> Probe:
     """Roll ``generator`` out from every start of :func:`probe_starts`; ``failures`` must be this
     suite's (same options), or their replay diverges (a UserError that says so)."""
     starts = probe_starts(failures, check_replays(suite, failures), m)
-    engine = RolloutEngine(suite, generator, settings, origin=origin)
+    engine = RolloutEngine(suite, generator, rollout, sampling, origin=origin)
     began = time.perf_counter()
     with console.progress_bar(f"probe {origin}", len(starts)) as advance:
         status = console.EpisodeStatus()

@@ -20,11 +20,10 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
 from eef.compare import load_run_results
+from eef.layout import RunLayout
 from eef.results import training_set_sources
 from eef.storage import atomic_write_bytes, atomic_write_text, iter_jsonl, read_json
 from eef.types import Message, Trajectory
-
-PLOTS = "report"  # the PNG files' folder inside the run directory
 
 
 def _methods(results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -214,7 +213,7 @@ def find_example(run_dir: Path, results: dict[str, Any]) -> tuple[str, Trajector
     found = None
     for method, per_iteration in results["iterations"].items():
         for it in per_iteration:
-            path = run_dir / method / f"iter-{it['iteration']}" / "train.jsonl"
+            path = RunLayout(run_dir).training_set(method, it["iteration"])
             if not path.is_file():
                 continue
             for solution in iter_jsonl(path, Trajectory):
@@ -232,7 +231,7 @@ def find_example(run_dir: Path, results: dict[str, Any]) -> tuple[str, Trajector
 
 
 def _expert_trajectory(run_dir: Path, trajectory_id: str) -> Trajectory | None:
-    for path in sorted((run_dir / "experts").glob("*-train.jsonl")):
+    for path in sorted(RunLayout(run_dir).experts.glob("*-train.jsonl")):
         for trajectory in iter_jsonl(path, Trajectory):
             if trajectory.id == trajectory_id:
                 return trajectory
@@ -281,8 +280,9 @@ window.addEventListener('load', () => {
 def write_report(run_dir: Path) -> Path:
     """Write ``report.html`` and ``report/*.png`` into ``run_dir``; return the HTML file's path."""
     run_dir = Path(run_dir)
+    run = RunLayout(run_dir)
     results = load_run_results(run_dir)
-    sft_dev = run_dir / "sft" / "eval-dev" / "results.json"
+    sft_dev = run.evaluation_results("sft", "dev")
     sft_dev_win = read_json(sft_dev)["summary"]["overall"]["win_rate"] if sft_dev.is_file() else None
     plots: list[tuple[str, str, Callable[[], Figure]]] = [
         ("test", "Test win rate and mean reward per method", lambda: plot_test_results(results)),
@@ -299,7 +299,7 @@ def write_report(run_dir: Path) -> Path:
     sections = []
     for name, title, make in plots:
         png = _png(make())
-        atomic_write_bytes(run_dir / PLOTS / f"{name}.png", png)
+        atomic_write_bytes(run.plots / f"{name}.png", png)
         encoded = base64.b64encode(png).decode("ascii")
         sections.append(f'<h2>{html.escape(title)}</h2><img alt="{name}" src="data:image/png;base64,{encoded}">')
     title = f"{results['name']}: {results['env']}, model {results['model']}, seed {results['seed']}"
@@ -310,6 +310,6 @@ def write_report(run_dir: Path) -> Path:
         f"{''.join(sections)}<h2>Example: an expert failure and the solution built from it</h2>"
         f"{_examples(run_dir, results)}</body></html>"
     )
-    out = run_dir / "report.html"
+    out = run.report
     atomic_write_text(out, page)
     return out

@@ -10,17 +10,16 @@ from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from eef.layout import RunLayout
 from eef.metrics import MetricsLog
 from eef.storage import atomic_write_text, read_json, write_json
 
 if TYPE_CHECKING:
     from eef.config import RunConfig
-    from eef.run import Run
 
 
-def _eval(directory: Path, split: str) -> dict[str, Any]:
-    summary = read_json(directory / f"eval-{split}" / "results.json")["summary"]
-    return summary
+def _eval(run: RunLayout, key: str, split: str) -> dict[str, Any]:
+    return read_json(run.evaluation_results(key, split))["summary"]
 
 
 def _row(name: str, test: dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -36,13 +35,13 @@ def _row(name: str, test: dict[str, Any], **extra: Any) -> dict[str, Any]:
 
 def collect_results(directory: Path, config: RunConfig) -> dict[str, Any]:
     """The comparison (``results.json``) of the run in ``directory``, from the files its stages wrote."""
-    directory = Path(directory)
+    run = RunLayout(Path(directory))
     rows = []
     for expert in config.experts:
-        report = read_json(directory / "experts" / f"{expert}-test.summary.json")
+        report = read_json(run.expert_summary(expert, "test"))
         rows.append(_row(f"expert ({expert})", report["summary"], kind="expert"))
-    costs = _costs(MetricsLog(directory / "metrics.jsonl").records())
-    rows.append(_row("sft", _eval(directory / "sft", "test"), kind="sft", iteration=0, cost=costs.get("sft", {})))
+    costs = _costs(MetricsLog(run.metrics).records())
+    rows.append(_row("sft", _eval(run, "sft", "test"), kind="sft", iteration=0, cost=costs.get("sft", {})))
 
     iterations: dict[str, list[dict[str, Any]]] = {}
     for method in config.methods:
@@ -50,9 +49,9 @@ def collect_results(directory: Path, config: RunConfig) -> dict[str, Any]:
             continue
         per_iteration = []
         for i in range(1, config.iterations + 1):
-            folder = directory / method.name / f"iter-{i}"
-            dev, test = _eval(folder, "dev"), _eval(folder, "test")
-            build = read_json(folder / "build.json")
+            key = run.iteration_key(method.name, i)
+            dev, test = _eval(run, key, "dev"), _eval(run, key, "test")
+            build = read_json(run.build(method.name, i))
             per_iteration.append(
                 {
                     "iteration": i,
@@ -66,7 +65,7 @@ def collect_results(directory: Path, config: RunConfig) -> dict[str, Any]:
         iterations[method.name] = per_iteration
         if per_iteration:
             best = max(per_iteration, key=lambda it: (it["dev_win_rate"], it["dev_mean_reward"], -it["iteration"]))
-            test = _eval(directory / method.name / f"iter-{best['iteration']}", "test")
+            test = _eval(run, run.iteration_key(method.name, best["iteration"]), "test")
             rows.append(_row(method.name, test, kind=method.kind, iteration=best["iteration"], cost=costs[method.name]))
     return {
         "name": config.name,
@@ -211,9 +210,10 @@ def _levels(counts: dict[str, int]) -> str:
     return ", ".join(f"{level} {counts[level]}" for level in sorted(counts))
 
 
-def write_results(run: Run) -> dict[str, Any]:
-    """Write ``results.json`` and ``results.md`` of ``run``; returns the results."""
-    results = collect_results(run.dir, run.config)
-    write_json(run.dir / "results.json", results)
-    atomic_write_text(run.dir / "results.md", markdown(results))
+def write_results(directory: Path, config: RunConfig) -> dict[str, Any]:
+    """Write ``results.json`` and ``results.md`` of the run in ``directory``; returns the results."""
+    results = collect_results(directory, config)
+    run = RunLayout(Path(directory))
+    write_json(run.results, results)
+    atomic_write_text(run.results_table, markdown(results))
     return results

@@ -9,47 +9,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from contextlib import ExitStack
+from dataclasses import dataclass
 
+import torch
+
+from eef.config import RolloutConfig, SamplingConfig
 from eef.envs.base import Environment, Suite, restore_points
-from eef.policy.engine import SamplingSettings, TurnGenerator
+from eef.policy.engine import TurnGenerator
+from eef.policy.tokenize import PromptEncoder
 from eef.react import INVALID_TURN, parse_action
 from eef.seeding import derive_seed
-from eef.training.tokenize import PromptEncoder
-from eef.types import Message, StartState, Task, Termination, Trajectory
+from eef.types import EpisodeStart, Message, Task, Termination, Trajectory
 
-
-@dataclass(frozen=True)
-class RolloutSettings:
-    sampling: SamplingSettings = field(default_factory=SamplingSettings)
-    max_context_tokens: int = 2048  # a prompt longer than this ends the episode (context_limit)
-    max_invalid_actions: int = 3  # consecutive invalid actions that end the episode (invalid_limit)
-    max_turns: int = 50  # a safety net; environments enforce their own step limits
-    batch_size: int = 64  # episodes in flight at once
-    # Generate for one half of the episodes while the other half's environments step, where steps
-    # wait on other processes (Suite.concurrent_steps); greedy results are the same either way.
-    overlap_steps: bool = False
-
-
-@dataclass(frozen=True)
-class EpisodeStart:
-    """Where one episode begins: ``source`` is the recorded trajectory to restart from (None: initial state)."""
-
-    task: Task
-    source: Trajectory | None = None
-    action_index: int = 0
-    sample: int = 0  # distinguishes repeated rollouts from the same start
-
-    @property
-    def start_state(self) -> StartState:
-        if self.source is None:
-            return StartState()
-        return StartState(expert_trajectory_id=self.source.id, action_index=self.action_index)
-
-    @property
-    def key(self) -> str:
-        state = "s0" if self.source is None else f"{self.source.id}@{self.action_index}"
-        return f"{self.task.task_id}|{state}|{self.sample}"
+# A safety net: environments enforce their own step limits.
+MAX_TURNS = 50
 
 
 def recorded_prefix(source: Trajectory, action_index: int) -> list[Message]:
@@ -88,13 +62,27 @@ class _Episode:
 
 
 class RolloutEngine:
-    """Runs episodes of one suite with one policy; ``origin`` tags the trajectories it returns."""
+    """Runs episodes of one suite with one policy, in batches and limits as ``rollout`` says, each turn
+    sampled as ``sampling`` says (a run's ``rollout.explore`` or ``rollout.evaluate``); ``origin`` tags the
+    trajectories it returns."""
 
-    def __init__(self, suite: Suite, generator: TurnGenerator, settings: RolloutSettings, origin: str):
+    def __init__(
+        self,
+        suite: Suite,
+        generator: TurnGenerator,
+        rollout: RolloutConfig,
+        sampling: SamplingConfig,
+        origin: str,
+        max_turns: int = MAX_TURNS,
+    ):
         self.suite = suite
         self.generator = generator
-        self.settings = settings
+        self.rollout = rollout
+        self.sampling = sampling
         self.origin = origin
+        self.max_turns = max_turns
+        # auto: overlap where a GPU generates (on a CPU, generation and the environments compete for the cores).
+        self.overlap_steps = torch.cuda.is_available() if rollout.overlap_steps == "auto" else rollout.overlap_steps
         self.prompts = PromptEncoder(generator.tokenizer)
 
     def run(
@@ -110,7 +98,7 @@ class RolloutEngine:
         the batch size, the other starts or the engine (given the same logits).
         ``on_done`` sees each trajectory as soon as its episode ends (for progress and logs)."""
         results: dict[str, Trajectory] = {}
-        in_flight = self.settings.batch_size
+        in_flight = self.rollout.batch_size
         if self.suite.max_concurrent_envs is not None:
             in_flight = min(in_flight, self.suite.max_concurrent_envs)
         for chunk_begin in range(0, len(starts), in_flight):
@@ -129,28 +117,30 @@ class RolloutEngine:
         when the environment can fork its state."""
         environments: dict[int, Environment] = {}
         restarts: dict[str, tuple[Trajectory, Task, list[int]]] = {}
-        for position, start in enumerate(chunk):
-            if start.source is None:
-                environments[position] = self.suite.make()
-            else:
-                restarts.setdefault(start.source.id, (start.source, start.task, []))[2].append(position)
-        for source, task, positions in restarts.values():
-            indices = [chunk[position].action_index for position in positions]
-            actions, observations = replay_actions(source, max(indices))
-            restored = restore_points(self.suite, task, actions, observations, indices)
-            environments.update(zip(positions, restored, strict=True))
-        episodes = []
-        for position, start in enumerate(chunk):
-            env = environments[position]
-            if start.source is None:
-                messages = [
-                    Message(role="system", content=self.suite.instruction),
-                    Message(role="user", content=env.reset(start.task)),
-                ]
-            else:
-                messages = recorded_prefix(start.source, start.action_index)
-            # Actions count from the task's start, as the environment's step limit does.
-            episodes.append(_Episode(start, env, messages, seed, actions=start.action_index))
+        with ExitStack() as made:  # a failed replay or reset closes what was made (pop_all: the episodes own it)
+            for position, start in enumerate(chunk):
+                if start.source is None:
+                    environments[position] = made.enter_context(self.suite.make())
+                else:
+                    restarts.setdefault(start.source.id, (start.source, start.task, []))[2].append(position)
+            for source, task, positions in restarts.values():
+                indices = [chunk[position].action_index for position in positions]
+                actions, observations = replay_actions(source, max(indices))
+                restored = restore_points(self.suite, task, actions, observations, indices)
+                environments.update(zip(positions, [made.enter_context(env) for env in restored], strict=True))
+            episodes = []
+            for position, start in enumerate(chunk):
+                env = environments[position]
+                if start.source is None:
+                    messages = [
+                        Message(role="system", content=self.suite.instruction),
+                        Message(role="user", content=env.reset(start.task)),
+                    ]
+                else:
+                    messages = recorded_prefix(start.source, start.action_index)
+                # Actions count from the task's start, as the environment's step limit does.
+                episodes.append(_Episode(start, env, messages, seed, actions=start.action_index))
+            made.pop_all()
         return episodes
 
     def _run_chunk(self, chunk: list[EpisodeStart], seed: int) -> list[Trajectory]:
@@ -160,23 +150,30 @@ class RolloutEngine:
         on, the episodes form two lanes that take turns: while one lane's environments step (in
         threads), the model generates the other lane's turns, so neither waits for the other."""
         episodes = self._begin(chunk, seed)
-        overlap = self.settings.overlap_steps and self.suite.concurrent_steps and len(episodes) > 1
+        overlap = self.overlap_steps and self.suite.concurrent_steps and len(episodes) > 1
         # A lane holds its live episodes; _finish takes out the ended ones once their steps are done.
         lanes = [episodes[0::2], episodes[1::2]] if overlap else [episodes]
         finished: list[Trajectory] = []
         stepping: list[Future[None] | None] = [None] * len(lanes)
-        with ThreadPoolExecutor(max_workers=len(lanes)) as steppers:
-            while any(lanes):
-                for index, lane in enumerate(lanes):
-                    if (future := stepping[index]) is not None:
-                        future.result()  # the lane's previous steps, before its next prompts
-                        stepping[index] = None
-                        finished += self._finish(lane)
-                    if not lane:
-                        continue
-                    turns = self._generate_turns(lane)
-                    # With one lane the next pass waits for these steps at once: turns run one after another.
-                    stepping[index] = steppers.submit(self._step_turns, turns)
+        try:
+            with ThreadPoolExecutor(max_workers=len(lanes)) as steppers:
+                while any(lanes):
+                    for index, lane in enumerate(lanes):
+                        if (future := stepping[index]) is not None:
+                            future.result()  # the lane's previous steps, before its next prompts
+                            stepping[index] = None
+                            finished += self._finish(lane)
+                        if not lane:
+                            continue
+                        turns = self._generate_turns(lane)
+                        # With one lane the next pass waits for these steps at once: turns run one after another.
+                        stepping[index] = steppers.submit(self._step_turns, turns)
+        except BaseException:
+            # The episodes still in a lane have not been closed by _finish (the steppers are done by now).
+            for lane in lanes:
+                for episode in lane:
+                    episode.env.close()
+            raise
         return finished
 
     def _generate_turns(self, live: list[_Episode]) -> list[tuple[_Episode, str]]:
@@ -186,13 +183,13 @@ class RolloutEngine:
         )
         stepping = []
         for episode, prompt in zip(live, prompts, strict=True):
-            if len(prompt) + self.settings.sampling.max_new_tokens > self.settings.max_context_tokens:
+            if len(prompt) + self.sampling.max_new_tokens > self.rollout.max_context_tokens:
                 episode.termination = "context_limit"
             else:
                 stepping.append((episode, prompt))
         generations = self.generator.generate(
             [prompt for _, prompt in stepping],
-            self.settings.sampling,
+            self.sampling,
             # Each episode's turn samples from its own stream: the same in any batch, chunk or lane.
             seeds=[derive_seed(episode.seed, episode.start.key, episode.actions) for episode, _ in stepping],
             keys=[self._trajectory_id(episode.start) for episode, _ in stepping],
@@ -239,9 +236,9 @@ class RolloutEngine:
         episode.messages.append(Message(role="user", content=observation))
         episode.consecutive_invalid = episode.consecutive_invalid + 1 if invalid else 0
         if episode.termination is None:
-            if episode.consecutive_invalid >= self.settings.max_invalid_actions:
+            if episode.consecutive_invalid >= self.rollout.max_invalid_actions:
                 episode.termination = "invalid_limit"
-            elif episode.actions >= self.settings.max_turns:
+            elif episode.actions >= self.max_turns:
                 episode.termination = "step_limit"
 
     def _record(self, episode: _Episode) -> Trajectory:

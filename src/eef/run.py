@@ -2,19 +2,8 @@
 
 Every stage writes its output all at once (or, for rollouts, in whole chunks) and is skipped when
 its output exists, so a run killed at any moment continues with ``eef run --resume DIR`` without
-losing or duplicating anything. Layout::
-
-    config.yaml                 the resolved config
-    experts/<name>-train.jsonl  expert trajectories on the training tasks (+ .summary.json)
-    experts/<name>-test.jsonl   the expert on the test tasks: the table's "expert" rows (+ .summary.json)
-    base/                       pi_0 (the tiny model is built here from the expert data's text)
-    sft/checkpoint/             pi_1 = SFT(pi_0, E+), shared by every method
-    sft/eval-{dev,test}/        trajectories.jsonl + results.json
-    <method>/iter-<i>/          rollouts.jsonl, train.jsonl, build.json, checkpoint/, eval-{dev,test}/
-    metrics.jsonl               one line per finished stage
-    results.json, results.md    the comparison
-    report.html, report/*.png   plots and example trajectories (`eef report`)
-    .eef.lock, .eef.lock.json   one writer at a time (:mod:`eef.lock`), and who it is
+losing or duplicating anything. Where each stage writes: :class:`eef.layout.RunLayout` (docs/runs.md,
+"The run directory"). :meth:`Run.execute` is the paper's pipeline, one method per stage.
 """
 
 from __future__ import annotations
@@ -25,16 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 import yaml
 
 from eef import console
-from eef.config import MethodConfig, RunConfig, load_config
+from eef.config import MethodConfig, RunConfig, SFTSettings, load_config
 from eef.envs.base import Suite
 from eef.envs.registry import get_suite
 from eef.errors import UserError
 from eef.evaluate import evaluate, save_evaluation
 from eef.experts.collect import collect_to_file, raise_if_incomplete
+from eef.layout import RunLayout
 from eef.methods.exploration import (
     ALL_LEVELS,
     build_training_set,
@@ -45,14 +34,15 @@ from eef.methods.exploration import (
 )
 from eef.methods.solutions import PositiveRepository
 from eef.metrics import MetricsLog
-from eef.policy.engine import SamplingSettings, TurnGenerator, make_generator
+from eef.policy.engine import TurnGenerator
+from eef.policy.generators import make_generator
 from eef.policy.models import Policy, load_policy, load_tokenizer, save_policy, training_dtype
 from eef.policy.tiny import environment_text
 from eef.policy.vllm_generator import VLLMGenerator, check_vllm_available
-from eef.rollout import RolloutEngine, RolloutSettings
-from eef.storage import append_jsonl, atomic_write_text, ends_with_newline, read_jsonl, write_json, write_jsonl
-from eef.training.sft import SFTSettings, train_sft
-from eef.types import Task, Trajectory
+from eef.rollout import RolloutEngine
+from eef.storage import append_jsonl, atomic_write_text, read_jsonl, whole_chunks, write_json, write_jsonl
+from eef.training.sft import train_sft
+from eef.types import EpisodeStart, Task, Trajectory
 from eef.verify import refuse_if_broken
 
 
@@ -67,6 +57,7 @@ class Split:
 class Run:
     def __init__(self, directory: Path, config: RunConfig):
         self.dir = Path(directory)
+        self.layout = RunLayout(self.dir)
         self.config = config
         self.suite: Suite = get_suite(config.env.name, **config.env.options)
         env = config.env
@@ -77,7 +68,7 @@ class Run:
             dev=self.suite.tasks("dev")[: env.dev_tasks],
             test=self.suite.tasks("test")[: env.test_tasks],
         )
-        self.metrics = MetricsLog(self.dir / "metrics.jsonl")
+        self.metrics = MetricsLog(self.layout.metrics)
         if config.rollout.engine == "vllm":  # fail now, not after the expert data and SFT
             check_vllm_available()
 
@@ -87,25 +78,18 @@ class Run:
     def create(cls, directory: Path, config: RunConfig) -> Run:
         """A new run in ``directory``, its config.yaml written (to run it, see :meth:`prepare`)."""
         directory = Path(directory)
-        if (directory / "config.yaml").exists():
+        if RunLayout(directory).config.exists():
             raise UserError(f"{directory} already holds a run: continue it with `eef run --resume {directory}`")
         run = cls(directory, config)
         run._write_config()
         return run
-
-    @classmethod
-    def resume(cls, directory: Path) -> Run:
-        path = Path(directory) / "config.yaml"
-        if not path.is_file():
-            raise UserError(f"{directory}: not a run directory (no config.yaml); start one with `eef run`")
-        return cls(directory, load_config(path, []))
 
     def prepare(self) -> None:
         """Make the directory ready for :meth:`execute`; call it holding the directory's lock
         (:func:`eef.lock.run_lock`), which :meth:`execute` needs too. A new directory gets config.yaml; a
         run already there must have this config, and what it keeps must pass `eef verify`'s checks
         (a chunk a kill tore is not a failure: :meth:`execute` reruns it)."""
-        path = self.dir / "config.yaml"
+        path = self.layout.config
         if not path.is_file():
             self._write_config()
             return
@@ -114,7 +98,7 @@ class Run:
         refuse_if_broken(self.dir, self.config)
 
     def _write_config(self) -> None:
-        atomic_write_text(self.dir / "config.yaml", yaml.safe_dump(self.config.model_dump(), sort_keys=False))
+        atomic_write_text(self.layout.config, yaml.safe_dump(self.config.model_dump(), sort_keys=False))
 
     # ---- the whole run ---------------------------------------------------------------------
 
@@ -135,7 +119,7 @@ class Run:
         from eef.report import write_report
         from eef.results import write_results
 
-        results = write_results(self)
+        results = write_results(self.dir, self.config)
         console.messages.print(f"report: {write_report(self.dir)}", markup=False)
         return results
 
@@ -145,8 +129,8 @@ class Run:
         """The expert's trajectories on the training tasks; its run on the test tasks is the table's expert row."""
         env = self.config.env
         for split, limit in (("train", env.train_tasks), ("test", env.test_tasks)):
-            out = self.dir / "experts" / f"{name}-{split}.jsonl"
-            if not out.with_suffix(".summary.json").is_file():  # written last: the stage's done marker
+            out = self.layout.expert_data(name, split)
+            if not self.layout.expert_summary(name, split).is_file():  # written last: the stage's done marker
                 report = collect_to_file(
                     env_name=env.name,
                     expert_spec=name,
@@ -169,14 +153,14 @@ class Run:
                     generated_tokens=report["tokens"]["generated"],
                     cost_usd=report["tokens"].get("cost_usd"),  # None: a scripted expert, or no prices given
                 )
-        return read_jsonl(self.dir / "experts" / f"{name}-train.jsonl", Trajectory)
+        return read_jsonl(self.layout.expert_data(name, "train"), Trajectory)
 
     def _base_model(self, experts: dict[str, list[Trajectory]]) -> str:
         """pi_0: a model spec or folder every SFT starts from. The tiny model is built once, here,
         with a tokenizer trained on the environment's text, so every method shares it."""
         if self.config.model.name != "tiny":
             return self.config.model.name
-        folder = self.dir / "base"
+        folder = self.layout.base
         if not (folder / "config.json").is_file():
             texts = environment_text(self.suite.instruction, [t for ts in experts.values() for t in ts])
             policy = load_policy(
@@ -190,10 +174,11 @@ class Run:
         return str(folder)
 
     def _sft(self, key: str, start_from: str, data: list[Trajectory], settings: SFTSettings) -> Path:
-        checkpoint = self.dir / key / "checkpoint"
+        checkpoint = self.layout.checkpoint(key)
         if not (checkpoint / "config.json").is_file():
             policy = load_policy(start_from, dtype=training_dtype(self.config.model.dtype), seed=self.config.seed)
-            result = train_sft(policy, data, settings.model_copy(update={"seed": self.config.seed}), checkpoint)
+            settings = settings.model_copy(update={"seed": self.config.seed})
+            result = train_sft(policy, data, settings, checkpoint, description=f"train {key}")
             self.metrics.log(
                 f"{key}/train",
                 stage="train",
@@ -220,28 +205,19 @@ class Run:
             draft_rows=rollout.draft_rows,
         )
 
-    def _rollout_settings(self, sampling: Any) -> RolloutSettings:
-        rollout = self.config.rollout
-        return RolloutSettings(
-            sampling=SamplingSettings(**sampling.model_dump()),
-            max_context_tokens=rollout.max_context_tokens,
-            max_invalid_actions=rollout.max_invalid_actions,
-            batch_size=rollout.batch_size,
-            overlap_steps=torch.cuda.is_available() if rollout.overlap_steps == "auto" else rollout.overlap_steps,
-        )
-
     def _evaluate_checkpoint(self, key: str, checkpoint: Path) -> None:
         generator = None
         for split, tasks in (("dev", self.tasks.dev), ("test", self.tasks.test)):
-            directory = self.dir / key / f"eval-{split}"
-            if (directory / "results.json").is_file():
+            directory = self.layout.evaluation(key, split)
+            if self.layout.evaluation_results(key, split).is_file():
                 continue
             generator = generator or self._generator(checkpoint)
             evaluation = evaluate(
                 generator,
                 self.suite,
                 split,
-                self._rollout_settings(self.config.rollout.evaluate),
+                self.config.rollout,
+                self.config.rollout.evaluate,
                 origin=f"policy:{key}",
                 seed=self.config.seed,
                 limit=len(tasks),
@@ -265,40 +241,15 @@ class Run:
         expert_successes: list[Trajectory],
         failures: list[Trajectory],
     ) -> None:
+        """The paper's loop for one method: explore, add the successes to the positive repository, build
+        the training set, train, evaluate (docs/runs.md, "The algorithm as built", steps 2-8)."""
         repository = PositiveRepository()
         checkpoint = sft_checkpoint
         for iteration in range(1, self.config.iterations + 1):
-            key = f"{method.name}/iter-{iteration}"
-            folder = self.dir / key
             rollouts = self._explore(method, iteration, checkpoint, failures)
             repository.add(rollouts)
-            if not (folder / "build.json").is_file():
-                training = build_training_set(
-                    method,
-                    self.tasks.explore,
-                    expert_successes,
-                    failures,
-                    repository,
-                    seed=rollout_seed(self.config.seed, method.name, iteration, -1),
-                )
-                write_jsonl(folder / "train.jsonl", training.trajectories)
-                by_start = success_by_start(rollouts, failures, method.m)
-                by_level = {t.task_id: t.difficulty for t in self.tasks.train}
-                solved_by_level = Counter(by_level.get(task_id, "-") for task_id in training.solved_tasks)
-                write_json(
-                    folder / "build.json",
-                    {
-                        "composition": training.composition,
-                        "important_states": training.important_states,
-                        "solved_tasks": len(training.solved_tasks),
-                        "solved_by_difficulty": dict(solved_by_level),
-                        "repository_size": len(repository),
-                        "solutions_by_level": training.solutions_by_level,
-                        "success_by_start": rates(by_start[ALL_LEVELS]) if by_start else {},
-                        "success_by_start_and_level": by_start,
-                    },
-                )
-            training_data = read_jsonl(folder / "train.jsonl", Trajectory)
+            training_data = self._training_set(method, iteration, rollouts, expert_successes, failures, repository)
+            key = self.layout.iteration_key(method.name, iteration)
             if method.retrain_from_base:
                 checkpoint = self._sft(key, base, training_data, self.config.sft)
             else:
@@ -306,49 +257,66 @@ class Run:
                 checkpoint = self._sft(key, str(checkpoint), training_data, settings)
             self._evaluate_checkpoint(key, checkpoint)
 
-    def _explore(self, method: MethodConfig, iteration: int, checkpoint: Path, failures: list[Trajectory]):
-        """This iteration's rollouts, run in fixed chunks appended whole to ``rollouts.jsonl``: on
-        resume, complete chunks are kept, a torn one is dropped and rerun with the same seed."""
-        folder = self.dir / method.name / f"iter-{iteration}"
-        path = folder / "rollouts.jsonl"
-        done_marker = folder / "rollouts.done.json"
+    def _training_set(
+        self,
+        method: MethodConfig,
+        iteration: int,
+        rollouts: list[Trajectory],
+        expert_successes: list[Trajectory],
+        failures: list[Trajectory],
+        repository: PositiveRepository,
+    ) -> list[Trajectory]:
+        """D_i (train.jsonl) and what it is made of (build.json, written last: the stage's done marker)."""
+        path = self.layout.training_set(method.name, iteration)
+        if not self.layout.build(method.name, iteration).is_file():
+            training = build_training_set(
+                method,
+                self.tasks.explore,
+                expert_successes,
+                failures,
+                repository,
+                seed=rollout_seed(self.config.seed, method.name, iteration, -1),
+            )
+            write_jsonl(path, training.trajectories)
+            by_start = success_by_start(rollouts, failures, method.m)
+            by_level = {t.task_id: t.difficulty for t in self.tasks.train}
+            solved_by_level = Counter(by_level.get(task_id, "-") for task_id in training.solved_tasks)
+            write_json(
+                self.layout.build(method.name, iteration),
+                {
+                    "composition": training.composition,
+                    "important_states": training.important_states,
+                    "solved_tasks": len(training.solved_tasks),
+                    "solved_by_difficulty": dict(solved_by_level),
+                    "repository_size": len(repository),
+                    "solutions_by_level": training.solutions_by_level,
+                    "success_by_start": rates(by_start[ALL_LEVELS]) if by_start else {},
+                    "success_by_start_and_level": by_start,
+                },
+            )
+        return read_jsonl(path, Trajectory)
+
+    def _explore(
+        self, method: MethodConfig, iteration: int, checkpoint: Path, failures: list[Trajectory]
+    ) -> list[Trajectory]:
+        """This iteration's rollouts, run in fixed chunks appended whole to ``rollouts.jsonl``
+        (:func:`eef.storage.whole_chunks`: on resume, complete chunks are kept, a torn one is rerun with
+        the same seed); ``rollouts.done.json`` marks the exploration done."""
+        path, done_marker = (
+            self.layout.rollouts(method.name, iteration),
+            self.layout.rollouts_done(method.name, iteration),
+        )
         starts = exploration_starts(method, self.tasks.explore, failures)
         size = self.config.rollout.batch_size
         chunks = [starts[i : i + size] for i in range(0, len(starts), size)]
         if done_marker.is_file():
             return read_jsonl(path, Trajectory)
-
-        kept = read_jsonl(path, Trajectory, drop_torn_tail=True) if path.is_file() else []
-        by_chunk: dict[int, list[Trajectory]] = {}
-        for trajectory in kept:
-            by_chunk.setdefault(trajectory.meta["chunk"], []).append(trajectory)
-        complete = {c for c, members in by_chunk.items() if len(members) == len(chunks[c])}
-        rollouts = [t for t in kept if t.meta["chunk"] in complete]
-        if len(rollouts) != len(kept) or not ends_with_newline(path):
-            write_jsonl(path, rollouts)
-
+        rollouts, complete = whole_chunks(path, Trajectory, [len(chunk) for chunk in chunks], _chunk_of)
         remaining = [c for c in range(len(chunks)) if c not in complete]
         started = time.perf_counter()
         if remaining:
-            engine = RolloutEngine(
-                self.suite,
-                self._generator(checkpoint),
-                self._rollout_settings(self.config.rollout.explore),
-                origin=f"policy:{method.name}/iter-{iteration - 1}",
-            )
-            total = sum(len(chunks[c]) for c in remaining)
-            with console.progress_bar(f"explore {method.name} iter {iteration}", total) as advance:
-                status = console.EpisodeStatus()
-                for index in remaining:
-                    produced = engine.run(
-                        chunks[index],
-                        seed=rollout_seed(self.config.seed, method.name, iteration, index),
-                        on_done=lambda t: advance(status.add(t)),
-                    )
-                    produced = [t.model_copy(update={"meta": {**t.meta, "chunk": index}}) for t in produced]
-                    append_jsonl(path, produced)
-                    rollouts.extend(produced)
-        rollouts.sort(key=lambda t: t.meta["chunk"])  # stable: starts' order within a chunk
+            rollouts += self._roll_out_chunks(method, iteration, checkpoint, chunks, remaining, path)
+        rollouts.sort(key=_chunk_of)  # stable: starts' order within a chunk
         write_json(done_marker, {"rollouts": len(rollouts)})
         self.metrics.log(
             f"{method.name}/iter-{iteration}/explore",
@@ -364,3 +332,39 @@ class Run:
             wall_time_s=time.perf_counter() - started,
         )
         return rollouts
+
+    def _roll_out_chunks(
+        self,
+        method: MethodConfig,
+        iteration: int,
+        checkpoint: Path,
+        chunks: list[list[EpisodeStart]],
+        remaining: list[int],
+        path: Path,
+    ) -> list[Trajectory]:
+        """The ``remaining`` chunks' rollouts, each appended to ``path`` as soon as it is whole."""
+        engine = RolloutEngine(
+            self.suite,
+            self._generator(checkpoint),
+            self.config.rollout,
+            self.config.rollout.explore,
+            origin=f"policy:{method.name}/iter-{iteration - 1}",
+        )
+        produced_all: list[Trajectory] = []
+        total = sum(len(chunks[c]) for c in remaining)
+        with console.progress_bar(f"explore {method.name} iter {iteration}", total) as advance:
+            status = console.EpisodeStatus()
+            for index in remaining:
+                produced = engine.run(
+                    chunks[index],
+                    seed=rollout_seed(self.config.seed, method.name, iteration, index),
+                    on_done=lambda t: advance(status.add(t)),
+                )
+                produced = [t.model_copy(update={"meta": {**t.meta, "chunk": index}}) for t in produced]
+                append_jsonl(path, produced)
+                produced_all.extend(produced)
+        return produced_all
+
+
+def _chunk_of(trajectory: Trajectory) -> int:
+    return trajectory.meta["chunk"]

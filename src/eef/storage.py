@@ -7,10 +7,12 @@ the file it was writing, and leaves that file as it was."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -80,6 +82,56 @@ def append_text(path: Path, text: str) -> None:
         os.close(fd)
 
 
+# A path whose folders cannot exist as given: the user's to fix (a write that fails for lack of space or
+# permission is a WriteError instead: the same command works once the cause is gone).
+_IMPOSSIBLE_PATH = frozenset({errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG, errno.ELOOP, errno.EEXIST})
+
+
+def prepare_output(path: Path, option: str, *, folder: bool = False) -> Path:
+    """Make the folder that ``path`` (a file, or with ``folder`` a folder) will be written in, before any
+    work is done: where it cannot exist (a parent that is a file, a file system that refuses it), say so
+    now in one line rather than after the work. ``option`` names where the path came from (``--out``)."""
+    path = Path(path)
+    if not folder and path.is_dir():
+        raise UserError(f"{option} {path}: that is a folder; give a file path (e.g. {path / 'out.jsonl'})")
+    if folder and path.exists() and not path.is_dir():
+        raise UserError(f"{option} {path}: that is a file; give a folder path")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        if err.errno not in _IMPOSSIBLE_PATH:
+            raise WriteError.of(err, path.parent) from err
+        raise UserError(
+            f"{option} {path}: cannot create the folder {path.parent} ({os.strerror(err.errno).lower()}); "
+            "give a path in a folder that exists or can be created"
+        ) from None
+    return path
+
+
+def read_text(path: Path) -> str:
+    """The UTF-8 text of the file ``path``; bytes that are not UTF-8 are a UserError naming the line."""
+    path = Path(path)
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise UserError(
+            f"{path}:{line}: not UTF-8 text (byte {data[err.start]:#04x}); give a text file in UTF-8"
+        ) from None
+
+
+def parse_json(text: str, where: str) -> Any:
+    """``text`` as JSON; anything that is not (bad syntax, a number too long to convert, nesting too deep
+    to parse) is a UserError at ``where`` (``FILE:LINE`` or ``FILE``)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise UserError(f"{where}: not valid JSON ({err.msg}); fix or remove it") from None
+    except (ValueError, RecursionError) as err:  # e.g. an integer of more than 4,300 digits
+        raise UserError(f"{where}: JSON this program cannot read ({err}); fix or remove it") from None
+
+
 def write_json(path: Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
@@ -88,10 +140,13 @@ def read_json(path: Path) -> Any:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such file")
+    text = read_text(path)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(text)
     except json.JSONDecodeError as err:
         raise UserError(f"{path}:{err.lineno}: not valid JSON ({err.msg})") from None
+    except (ValueError, RecursionError):
+        return parse_json(text, str(path))  # says what it cannot read
 
 
 def _to_line(record: BaseModel) -> str:
@@ -126,18 +181,27 @@ def iter_jsonl(path: Path, model: type[Record], *, drop_torn_tail: bool = False)
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such file")
-    with open(path, encoding="utf-8") as handle:
-        lines = handle.readlines()
-    for number, line in enumerate(lines, start=1):
+    lines = path.read_bytes().splitlines(keepends=True)
+    for number, raw in enumerate(lines, start=1):
+        torn = number == len(lines) and not raw.endswith((b"\n", b"\r"))
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            if torn and drop_torn_tail:  # a kill can cut a character in two
+                return
+            raise UserError(
+                f"{path}:{number}: not UTF-8 text (byte {raw[err.start]:#04x}); give a JSONL file in UTF-8"
+            ) from None
         if not line.strip():
             continue
-        torn = number == len(lines) and not line.endswith("\n")
         try:
             data = json.loads(line)
         except json.JSONDecodeError as err:
             if torn and drop_torn_tail:
                 return
             raise UserError(f"{path}:{number}: not valid JSON ({err.msg}); fix or remove that line") from None
+        except (ValueError, RecursionError):
+            parse_json(line, f"{path}:{number}")  # raises, saying what it cannot read
         try:
             yield model.model_validate(data)
         except ValidationError as err:
@@ -149,6 +213,22 @@ def iter_jsonl(path: Path, model: type[Record], *, drop_torn_tail: bool = False)
 
 def read_jsonl(path: Path, model: type[Record], *, drop_torn_tail: bool = False) -> list[Record]:
     return list(iter_jsonl(path, model, drop_torn_tail=drop_torn_tail))
+
+
+def whole_chunks(
+    path: Path, model: type[Record], sizes: list[int], chunk_of: Callable[[Record], int]
+) -> tuple[list[Record], set[int]]:
+    """Resume a file appended to in chunks (:func:`append_jsonl` of each whole chunk, ``chunk_of`` of a
+    record its chunk's index, ``sizes`` each chunk's record count): the records of the complete chunks,
+    and which chunks those are. What a kill left of a chunk (fewer records, a torn last line) is cut from
+    the file, so that the chunk can be appended again whole."""
+    kept = read_jsonl(path, model, drop_torn_tail=True) if Path(path).is_file() else []
+    counts = Counter(chunk_of(record) for record in kept)
+    complete = {chunk for chunk, count in counts.items() if count == sizes[chunk]}
+    records = [record for record in kept if chunk_of(record) in complete]
+    if len(records) != len(kept) or not ends_with_newline(path):
+        write_jsonl(path, records)
+    return records, complete
 
 
 def read_trajectories(path: Path) -> list[Trajectory]:

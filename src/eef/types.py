@@ -1,4 +1,4 @@
-"""Plain typed records shared by every stage: tasks, messages, trajectories.
+"""Plain typed records shared by every stage: tasks, messages, trajectories, where an episode starts.
 
 On disk a trajectory is one JSON line in ShareGPT form (``conversations`` of
 ``from``/``value``/``loss``), the form AgentGym's AgentTraj-L and ETO use, so that
@@ -7,6 +7,7 @@ public data and ours read alike. :mod:`eef.storage` reads and writes these files
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
@@ -115,3 +116,24 @@ class Trajectory(BaseModel):
             if before.role == "assistant" and after.role == "user":
                 result.append(after.content)
         return result
+
+
+@dataclass(frozen=True)
+class EpisodeStart:
+    """Where one episode begins: ``source`` is the recorded trajectory to restart from (None: initial state)."""
+
+    task: Task
+    source: Trajectory | None = None
+    action_index: int = 0
+    sample: int = 0  # distinguishes repeated rollouts from the same start
+
+    @property
+    def start_state(self) -> StartState:
+        if self.source is None:
+            return StartState()
+        return StartState(expert_trajectory_id=self.source.id, action_index=self.action_index)
+
+    @property
+    def key(self) -> str:
+        state = "s0" if self.source is None else f"{self.source.id}@{self.action_index}"
+        return f"{self.task.task_id}|{state}|{self.sample}"

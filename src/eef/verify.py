@@ -20,8 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from eef import layout
 from eef.config import RunConfig, load_config
 from eef.errors import UserError
+from eef.layout import RunLayout
 from eef.lock import run_lock
 
 
@@ -115,15 +117,15 @@ class RunFiles:
     def data_files(self) -> list[Path]:
         """The trajectory files: every JSONL file but the stage log and chat-model response caches
         (keyed answers, not trajectories; a repeated key there is harmless and dropped when read)."""
-        log = self.dir / "metrics.jsonl"
+        log = RunLayout(self.dir).metrics
         return [p for p in self.find("*.jsonl") if p != log and not p.name.endswith(".cache.jsonl")]
 
 
 def _appended_to(path: Path) -> bool:
     """Whether ``path`` may still grow by appends (then a kill can tear its last line): the rollouts of
     an unfinished exploration, the episodes of an unfinished collection."""
-    if path.name == "rollouts.jsonl":
-        return not (path.parent / "rollouts.done.json").is_file()
+    if path.name == layout.ROLLOUTS:
+        return not (path.parent / layout.ROLLOUTS_DONE).is_file()
     return path.name.endswith(".partial.jsonl")
 
 
@@ -185,7 +187,7 @@ def check_unique_ids(files: RunFiles) -> Check:
 
 def check_stages_logged_once(files: RunFiles) -> Check:
     """``metrics.jsonl`` logs every stage at most once (its torn lines, which a kill leaves, are skipped)."""
-    path = files.dir / "metrics.jsonl"
+    path = RunLayout(files.dir).metrics
     if not path.is_file():
         return Check("each stage logged once", 0)
     lines = files.lines(path)
@@ -231,9 +233,9 @@ def check_exploration_chunks(files: RunFiles) -> Check:
     """Every exploration chunk of a finished exploration is whole; an unfinished one has whole chunks
     but maybe the last (see :func:`exploration_problem`)."""
     problems = []
-    paths = files.find("rollouts.jsonl")
+    paths = files.find(layout.ROLLOUTS)
     for path in paths:
-        marker = path.parent / "rollouts.done.json"
+        marker = path.parent / layout.ROLLOUTS_DONE
         done = None
         if marker.is_file():
             data = _load_json(marker, [])  # a broken marker is the done markers' check's to name
@@ -247,7 +249,7 @@ def check_exploration_chunks(files: RunFiles) -> Check:
 
 
 def _rollouts_done(files: RunFiles, marker: Path, problems: list[Problem]) -> None:
-    data = marker.with_name("rollouts.jsonl")
+    data = marker.with_name(layout.ROLLOUTS)
     content = _load_json(marker, problems)
     count = content.get("rollouts") if isinstance(content, dict) else None
     if content is None:
@@ -259,7 +261,7 @@ def _rollouts_done(files: RunFiles, marker: Path, problems: list[Problem]) -> No
 
 
 def _build_done(marker: Path, problems: list[Problem]) -> None:
-    if _load_json(marker, problems) is not None and not marker.with_name("train.jsonl").is_file():
+    if _load_json(marker, problems) is not None and not marker.with_name(layout.TRAINING_SET).is_file():
         problems.append(Problem(marker, "says the training set is built, but train.jsonl is missing"))
 
 
@@ -282,16 +284,16 @@ def check_done_markers(files: RunFiles) -> Check:
     .summary.json with their trajectories' count."""
     problems: list[Problem] = []
     markers = 0
-    for marker in files.find("rollouts.done.json"):
+    for marker in files.find(layout.ROLLOUTS_DONE):
         markers += 1
         _rollouts_done(files, marker, problems)
-    for marker in files.find("build.json"):
+    for marker in files.find(layout.BUILD):
         markers += 1
         _build_done(marker, problems)
-    for marker in files.find("results.json"):
+    for marker in files.find(layout.EVALUATION):
         if marker.parent.name.startswith("eval-"):
             markers += 1
-            _episodes_done(files, marker, marker.with_name("trajectories.jsonl"), problems)
+            _episodes_done(files, marker, marker.with_name(layout.EVALUATION_TRAJECTORIES), problems)
     for marker in files.find("*.summary.json"):
         markers += 1
         _episodes_done(files, marker, marker.with_name(marker.name.removesuffix(".summary.json") + ".jsonl"), problems)
@@ -366,7 +368,7 @@ def check_results(files: RunFiles) -> Check:
     ``results.md`` is :func:`eef.results.markdown` of it (the table is never edited by hand)."""
     from eef.results import collect_results, markdown
 
-    path, table = files.dir / "results.json", files.dir / "results.md"
+    path, table = RunLayout(files.dir).results, RunLayout(files.dir).results_table
     if not path.is_file():
         return Check("results match the data", 0)  # an unfinished run: no results yet
     problems: list[Problem] = []
@@ -412,9 +414,10 @@ def run_files(directory: Path) -> RunFiles:
     directory = Path(directory)
     if not directory.is_dir():
         raise UserError(f"{directory}: no such directory; give a run directory (`eef run --out DIR` makes one)")
-    if not (directory / "config.yaml").is_file():
+    config = RunLayout(directory).config
+    if not config.is_file():
         raise UserError(f"{directory}: not a run directory (no config.yaml); give one that `eef run` wrote")
-    return RunFiles(directory, load_config(directory / "config.yaml", []))
+    return RunFiles(directory, load_config(config, []))
 
 
 def verify(directory: Path) -> list[Check]:

@@ -68,3 +68,42 @@ def test_restore_points_refuse_a_recording_the_environment_does_not_reproduce(sh
     tampered = [*observations[:1], "a page nobody saw", *observations[2:]]
     with pytest.raises(ReplayDivergence, match="after action 1"):
         restore_points(shop, task, actions, tampered, [1, 3])
+
+
+class CountedEnvironment(Environment):
+    """The shop environment (forking or not), keeping the set of its instances not closed yet."""
+
+    def __init__(self, inner: Environment, open_: set, forkable: bool):
+        self.inner, self.open, self.forkable = inner, open_, forkable
+        open_.add(self)
+
+    def reset(self, task):
+        return self.inner.reset(task)
+
+    def step(self, action: str) -> StepResult:
+        return self.inner.step(action)
+
+    def fork(self):
+        return CountedEnvironment(self.inner.fork(), self.open, True) if self.forkable else None
+
+    def close(self) -> None:
+        self.open.discard(self)
+
+
+@pytest.mark.parametrize("forkable", [True, False])
+def test_a_failed_replay_closes_every_environment_it_made(shop, failure, forkable, monkeypatch):
+    open_: set = set()
+    make = shop.make
+    monkeypatch.setattr(shop, "make", lambda: CountedEnvironment(make(), open_, forkable))
+    task = next(t for t in shop.tasks("train") if t.task_id == failure.task_id)
+    actions, observations = _recorded(failure)
+    tampered = [*observations[:3], "a page nobody saw", *observations[4:]]
+    with pytest.raises(ReplayDivergence, match="after action 3"):
+        restore_points(shop, task, actions, tampered, [1, 4, 1])  # the points at 1 are reached first
+    assert open_ == set()
+    environments = restore_points(shop, task, actions, observations, [1, 4])
+    assert len(open_) == 2  # what succeeds is the caller's to close
+    for env in environments:
+        with env:
+            pass
+    assert open_ == set()

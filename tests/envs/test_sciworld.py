@@ -183,3 +183,28 @@ def test_canonical_observation_sorts_listings_only():
     b = "Room:\n\ta chair\n\tthe agent\n\ta table. On the table is: a cup, a jug (containing a, b).\nYou also see:"
     assert canonical_observation(a) == canonical_observation(b)
     assert canonical_observation("You move the jug to the sink.") == "You move the jug to the sink."
+
+
+def test_a_failed_replay_leaves_no_jvm_leased():
+    """restore_points leases a JVM per restart point; a replay that diverges gives every one back (the
+    pool is bounded: leaked leases would refuse the next environments)."""
+    from eef.envs.base import ReplayDivergence, restore_points
+
+    before = scienceworld_jvms()
+    suite = SciWorldSuite(max_envs=2)
+    try:
+        gold_task = task(suite, "find-plant-0")
+        with suite.make() as recorder:
+            recorder.reset(gold_task)
+            actions = recorder.gold_path()[:4]
+            observations = [r.observation for r in play(recorder, actions)]
+        tampered = [*observations[:2], "a room nobody saw", *observations[3:]]
+        with pytest.raises(ReplayDivergence, match="after action 2"):
+            restore_points(suite, gold_task, actions, tampered, [1, 3])
+        assert suite.pool.alive >= 1 and not suite.pool._leased
+        with suite.make() as first, suite.make() as second:  # both JVMs can be leased again
+            first.reset(gold_task)
+            second.reset(gold_task)
+    finally:
+        suite.close()
+    assert scienceworld_jvms() - before == set()

@@ -24,7 +24,6 @@ from tests.experts.servers import (
     next_turns,
 )
 
-from eef import console
 from eef.cli import main
 from eef.envs.registry import get_suite
 from eef.errors import IncompleteError, UserError
@@ -214,10 +213,7 @@ def _eef_here(capsys, monkeypatch, *args: str) -> tuple[int, str, str]:
     for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("EEF_QUIET", "1")
-    # The CLI's consoles hold the streams of when they were made: point them at the captured ones.
-    monkeypatch.setattr(console.results, "file", sys.stdout)
-    monkeypatch.setattr(console.messages, "file", sys.stderr)
-    code = main(list(args))
+    code = main(list(args))  # the CLI's consoles write to sys.stdout / sys.stderr as they are: capsys's
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 

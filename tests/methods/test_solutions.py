@@ -1,4 +1,4 @@
-"""EEF's bookkeeping on hand-made trajectories: every rule of DESIGN.md steps 2b-2f."""
+"""EEF's bookkeeping on hand-made trajectories: every rule of steps 2-6 of docs/runs.md, "The algorithm as built"."""
 
 import random
 

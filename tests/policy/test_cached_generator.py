@@ -3,13 +3,14 @@
 import numpy as np
 import torch
 
+from eef.config import SamplingConfig
 from eef.policy.cached_generator import CachedGenerator
 from eef.policy.decode_batch import DecodeBatch
-from eef.policy.engine import HFGenerator, SamplingSettings
+from eef.policy.engine import HFGenerator
 from eef.policy.models import load_policy
 
 TEXTS = ["You are a shopping agent.", "Search [SEP] a red hat under 20 dollars", "Action: click[B001]"]
-GREEDY = SamplingSettings(temperature=0.0, max_new_tokens=12)
+GREEDY = SamplingConfig(temperature=0.0, max_new_tokens=12)
 
 
 def test_unrelated_prompts_of_many_lengths_generate_as_alone():
@@ -63,7 +64,7 @@ def test_drafts_give_the_turns_of_one_token_per_pass_in_fewer_passes():
     policy = load_policy("tiny", tokenizer_texts=TEXTS, seed=0)
     random = np.random.default_rng(2)
     prompts = [np.tile(random.integers(3, len(policy.tokenizer), size=n), 4).tolist() for n in (2, 5, 11)]
-    sampling = SamplingSettings(temperature=0.0, max_new_tokens=24)
+    sampling = SamplingConfig(temperature=0.0, max_new_tokens=24)
     plain = HFGenerator(policy.model, policy.tokenizer)
     expected = [plain.generate([prompt], sampling, seeds=[0])[0] for prompt in prompts]
     single = CachedGenerator(policy.model, policy.tokenizer, draft_tokens=0)

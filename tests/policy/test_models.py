@@ -6,9 +6,9 @@ import torch
 from peft import PeftModel
 
 import eef.policy.smollm2 as smollm2
+from eef.config import LoraSettings
 from eef.errors import UserError
 from eef.policy.folders import atomic_directory
-from eef.policy.lora import LoraSettings
 from eef.policy.models import Policy, _as_os_error, load_policy, save_policy
 from eef.policy.tiny import TinySize, build_tiny_model, build_tiny_tokenizer
 

@@ -2,14 +2,14 @@
 
 import torch
 
-from eef.policy.engine import SamplingSettings
+from eef.config import SamplingConfig
 from eef.policy.sampling import choose_tokens, first_maximum, nucleus, uniform_noise
 
 LOGITS = torch.log(torch.tensor([0.5, 0.25, 0.15, 0.07, 0.03]))
 DRAWS = 20_000
 
 
-def _draw(logits: torch.Tensor, sampling: SamplingSettings, first_seed: int = 0) -> torch.Tensor:
+def _draw(logits: torch.Tensor, sampling: SamplingConfig, first_seed: int = 0) -> torch.Tensor:
     """One draw from ``logits`` per seed, all seeds at once (one row each)."""
     seeds = torch.arange(first_seed, first_seed + DRAWS)
     return choose_tokens(logits.expand(DRAWS, -1), sampling, seeds, torch.zeros(DRAWS, dtype=torch.long))
@@ -17,7 +17,7 @@ def _draw(logits: torch.Tensor, sampling: SamplingSettings, first_seed: int = 0)
 
 def test_greedy_is_the_argmax():
     logits = torch.randn(6, 50)
-    chosen = choose_tokens(logits, SamplingSettings(temperature=0.0), torch.arange(6), torch.zeros(6, dtype=torch.long))
+    chosen = choose_tokens(logits, SamplingConfig(temperature=0.0), torch.arange(6), torch.zeros(6, dtype=torch.long))
     assert torch.equal(chosen, logits.argmax(dim=-1))
 
 
@@ -34,7 +34,7 @@ def test_first_maximum_is_argmax_on_ties_and_nan():
 def test_draws_follow_the_tempered_distribution():
     for temperature in (1.0, 0.5):
         expected = torch.softmax(LOGITS / temperature, dim=-1)
-        counts = torch.bincount(_draw(LOGITS, SamplingSettings(temperature=temperature)), minlength=5)
+        counts = torch.bincount(_draw(LOGITS, SamplingConfig(temperature=temperature)), minlength=5)
         frequencies = counts / DRAWS
         # Four standard deviations of a binomial frequency: a wrong sign or scale is far outside.
         tolerance = 4 * (expected * (1 - expected) / DRAWS).sqrt()
@@ -42,15 +42,15 @@ def test_draws_follow_the_tempered_distribution():
 
 
 def test_top_p_keeps_the_smallest_set_reaching_it():
-    kept = set(_draw(LOGITS, SamplingSettings(temperature=1.0, top_p=0.7)).tolist())
+    kept = set(_draw(LOGITS, SamplingConfig(temperature=1.0, top_p=0.7)).tolist())
     assert kept == {0, 1}  # 0.5 < 0.7 <= 0.5 + 0.25
-    assert set(_draw(LOGITS, SamplingSettings(temperature=1.0, top_p=0.1)).tolist()) == {0}
+    assert set(_draw(LOGITS, SamplingConfig(temperature=1.0, top_p=0.1)).tolist()) == {0}
     filtered = nucleus(LOGITS[None], 0.9)
     assert torch.isinf(filtered).tolist() == [[False, False, False, True, True]]
 
 
 def test_a_rows_token_depends_on_its_seed_and_step_only():
-    sampling = SamplingSettings(temperature=1.0)
+    sampling = SamplingConfig(temperature=1.0)
     logits = torch.randn(8, 300)
     seeds, steps = torch.arange(100, 108), torch.tensor([0, 1, 2, 3, 0, 1, 2, 3])
     together = choose_tokens(logits, sampling, seeds, steps)

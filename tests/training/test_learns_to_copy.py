@@ -5,10 +5,11 @@ import random
 
 import pytest
 
-from eef.policy.engine import HFGenerator, SamplingSettings
+from eef.config import SamplingConfig, SFTSettings
+from eef.policy.engine import HFGenerator
 from eef.policy.models import load_policy
-from eef.training.sft import SFTSettings, train_sft
-from eef.training.tokenize import encode_prompt
+from eef.policy.tokenize import encode_prompt
+from eef.training.sft import train_sft
 from eef.types import Message, Trajectory
 
 WORDS = [
@@ -72,7 +73,7 @@ def test_tiny_learns_to_copy_from_the_instruction(tmp_path):
     unseen = [(rng.choice(WORDS), rng.choice(WORDS)) for _ in range(50)]
     prompts = [encode_prompt(policy.tokenizer, _conversation(a, b, False)) for a, b in unseen]
     outputs = HFGenerator(policy.model, policy.tokenizer).generate(
-        prompts, SamplingSettings(temperature=0, max_new_tokens=30), seeds=[0] * len(prompts)
+        prompts, SamplingConfig(temperature=0, max_new_tokens=30), seeds=[0] * len(prompts)
     )
     copied = sum(out.text.endswith(f"search[{a} {b}]") for out, (a, b) in zip(outputs, unseen, strict=True))
     assert copied >= 45

@@ -1,12 +1,14 @@
+import re
+
 import pytest
 import torch
 
+from eef.config import LoraSettings, SFTSettings
 from eef.errors import UserError
-from eef.policy.lora import LoraSettings
 from eef.policy.models import Policy, load_policy
+from eef.policy.tokenize import encode_prompt
 from eef.react import format_turn, parse_action
-from eef.training.sft import SFTSettings, train_sft
-from eef.training.tokenize import encode_prompt
+from eef.training.sft import train_sft
 from eef.types import Message, Trajectory
 
 SYSTEM = "You are a shopping agent. Answer with 'Thought: ...' then 'Action: ...'."
@@ -118,8 +120,8 @@ def test_smollm2_one_sft_step_writes_a_loadable_checkpoint(tmp_path):
 def test_loss_at_labelled_positions_equals_the_models_own_loss(tmp_path, padding_side):
     from transformers import TrainingArguments
 
+    from eef.policy.tokenize import encode_messages
     from eef.training.sft import _LabelledPositionsTrainer
-    from eef.training.tokenize import encode_messages
 
     policy = tiny()
     # The second row ends after its first agent turn: it is padded to the first's length.
@@ -182,3 +184,51 @@ def test_the_attention_mask_is_dropped_only_where_padding_follows_the_tokens():
     assert _mask_unless_right_padded(right) is None  # causal attention sees real tokens only
     left = torch.tensor([[0, 1, 1, 1], [1, 1, 1, 1]])
     assert _mask_unless_right_padded(left) is left
+
+
+def _stderr_on_a_terminal(code: str, **env: str) -> str:
+    """What ``python -c code`` writes to stderr when stderr is a terminal (a pseudo-terminal here)."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    main, terminal = pty.openpty()
+    environment = {key: value for key, value in os.environ.items() if key != "EEF_QUIET"} | env
+    process = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=terminal,
+        env=environment,
+    )
+    os.close(terminal)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(main, 65536)
+        except OSError:  # the terminal's other end closed: the process ended
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.close(main)
+    assert process.wait(timeout=300) == 0, output.decode(errors="replace")
+    return output.decode(errors="replace")
+
+
+def test_sft_shows_steps_loss_and_time_left_on_stderr_unless_quiet(tmp_path):
+    def training(out: str) -> str:
+        return (
+            "from tests.training.test_sft import FAST, TRAJECTORIES, tiny\n"
+            "from eef.training.sft import train_sft\n"
+            "settings = FAST.model_copy(update={'epochs': 6, 'logging_steps': 2})\n"
+            f"train_sft(tiny(), TRAJECTORIES, settings, {str(tmp_path / out)!r}, description='train bc')\n"
+        )
+
+    shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", _stderr_on_a_terminal(training("model")))  # no colours
+    assert "train bc" in shown, shown
+    final = shown.rsplit("train bc", 1)[1]  # the bar as it stands at the end: steps, loss, time left
+    assert "6/6" in final and "step 6, loss " in final and "0:00:00" in final, final
+    assert "{'loss'" not in shown  # not the Trainer's printed log dicts
+    assert "train bc" not in _stderr_on_a_terminal(training("quiet"), EEF_QUIET="1")

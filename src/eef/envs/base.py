@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 from eef.types import Task, Trajectory
 
@@ -22,7 +24,15 @@ class Environment(ABC):
 
     ``step`` never raises for a bad action: it answers with an observation that says
     what was wrong (``info["invalid"] = True``) so agents can recover, as WebShop does.
+    A context manager: ``with suite.make() as env:`` closes it however the block ends (an instance
+    can hold a process, e.g. a ScienceWorld JVM leased from its suite's pool).
     """
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     @abstractmethod
     def reset(self, task: Task) -> str:
@@ -84,6 +94,19 @@ class Suite(ABC):
         return {}
 
 
+@dataclass(frozen=True)
+class EnvEntry:
+    """An environment as the registry lists it (:mod:`eef.envs.registry`)."""
+
+    name: str
+    description: str
+    load: Callable[[], type[Suite]]  # imports the suite's class on use: listing needs no heavy import
+    unavailable_reason: Callable[[], str | None]  # None when usable here
+    # Options that can make an environment usable that is not by default (e.g. where its data is):
+    # when a caller passes one, the suite checks it instead and says what is wrong.
+    data_options: tuple[str, ...] = ()
+
+
 class ReplayDivergence(RuntimeError):
     """Replaying recorded actions did not reproduce the recorded observations."""
 
@@ -113,29 +136,32 @@ def restore_points(
 ) -> list[Environment]:
     """An environment at the state after ``actions[:index]`` for each of ``indices`` (any order,
     repeats allowed), checked as :func:`restore` checks. When the environment can ``fork``, the
-    recorded actions are replayed once for all the points; otherwise once per point."""
+    recorded actions are replayed once for all the points; otherwise once per point. When a replay
+    fails, every environment made here is closed before the error propagates."""
     if len(expected_observations) < max(indices, default=0):
         raise ValueError(f"restart at action {max(indices)} but only {len(expected_observations)} observations")
-    replaying = suite.make()
-    probe = replaying.fork()
-    if probe is None:  # one replay per point, the first in the instance already made
-        environments = [replaying] + [suite.make() for _ in indices[1:]]
-        for env, index in zip(environments, indices, strict=True):
-            restore(env, task, actions[:index], expected_observations[:index])
-        return environments
-    probe.close()
-    observation, last, reached = replaying.reset(task), None, 0
-    at: dict[int, list[Environment]] = {}
-    try:
+    with ExitStack() as made:  # closes what was made unless pop_all() hands it to the caller
+        replaying = made.enter_context(suite.make())
+        probe = replaying.fork()
+        if probe is None:  # one replay per point, the first in the instance already made
+            environments = [replaying] + [made.enter_context(suite.make()) for _ in indices[1:]]
+            for env, index in zip(environments, indices, strict=True):
+                restore(env, task, actions[:index], expected_observations[:index])
+            made.pop_all()
+            return environments
+        probe.close()
+        observation, last, reached = replaying.reset(task), None, 0
+        at: dict[int, list[Environment]] = {}
         for index in sorted(set(indices)):
             observation, last = _replay(
                 replaying, task, actions, expected_observations, reached, index, observation, last
             )
             reached = index
-            at[index] = [_fork(replaying) for _ in range(indices.count(index))]
-    finally:
-        replaying.close()
-    return [at[index].pop() for index in indices]
+            at[index] = [made.enter_context(_fork(replaying)) for _ in range(indices.count(index))]
+        forks = [at[index].pop() for index in indices]
+        made.pop_all()
+    replaying.close()  # the forks carry on; the replaying instance is done
+    return forks
 
 
 def _fork(env: Environment) -> Environment:

@@ -1,25 +1,15 @@
-"""The environments eef ships with, registered by name (imported lazily by the registry)."""
+"""The environments eef ships with: one :class:`EnvEntry` each in :data:`BUILTIN`, which the registry reads.
+Each entry imports its suite's module only when used, so that listing needs no heavy import."""
 
 from __future__ import annotations
 
-from eef.envs.base import Suite
-from eef.envs.registry import EnvEntry, register
+from eef.envs.base import EnvEntry, Suite
 
 
 def _shop_suite() -> type[Suite]:
     from eef.envs.shop.env import ShopSuite
 
     return ShopSuite
-
-
-register(
-    EnvEntry(
-        name="shop",
-        description="built-in WebShop-style shopping over a generated catalog (search, pages, options, buy)",
-        load=_shop_suite,
-        unavailable_reason=lambda: None,
-    )
-)
 
 
 def _sciworld_suite() -> type[Suite]:
@@ -34,16 +24,6 @@ def _sciworld_unavailable() -> str | None:
     return unavailable_reason()
 
 
-register(
-    EnvEntry(
-        name="sciworld",
-        description="AllenAI's ScienceWorld (ETO's 24 tasks, easy simplifications, per-task step limits); needs Java",
-        load=_sciworld_suite,
-        unavailable_reason=_sciworld_unavailable,
-    )
-)
-
-
 def _webshop_suite() -> type[Suite]:
     from eef.envs.webshop.env import WebShopSuite
 
@@ -56,12 +36,24 @@ def _webshop_unavailable() -> str | None:
     return default_data_problem()
 
 
-register(
+BUILTIN = [
+    EnvEntry(
+        name="shop",
+        description="built-in WebShop-style shopping over a generated catalog (search, pages, options, buy)",
+        load=_shop_suite,
+        unavailable_reason=lambda: None,
+    ),
+    EnvEntry(
+        name="sciworld",
+        description="AllenAI's ScienceWorld (ETO's 24 tasks, easy simplifications, per-task step limits); needs Java",
+        load=_sciworld_suite,
+        unavailable_reason=_sciworld_unavailable,
+    ),
     EnvEntry(
         name="webshop",
         description="WebShop's real products and goals from its data files, served by the shop engine (no Flask/Java)",
         load=_webshop_suite,
         unavailable_reason=_webshop_unavailable,
         data_options=("data_dir",),
-    )
-)
+    ),
+]

@@ -2,41 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from inspect import signature
 from typing import Any
 
-from eef.envs.base import Suite
+from eef.envs.base import EnvEntry, Suite
+from eef.envs.builtin import BUILTIN
 from eef.errors import UserError
 
-
-@dataclass(frozen=True)
-class EnvEntry:
-    name: str
-    description: str
-    load: Callable[[], type[Suite]]  # imports the suite's class on use: listing needs no heavy import
-    unavailable_reason: Callable[[], str | None]  # None when usable here
-    # Options that can make an environment usable that is not by default (e.g. where its data is):
-    # when a caller passes one, the suite checks it instead and says what is wrong.
-    data_options: tuple[str, ...] = ()
-
-
-_REGISTRY: dict[str, EnvEntry] = {}
+_REGISTRY: dict[str, EnvEntry] = {entry.name: entry for entry in BUILTIN}
 
 
 def register(entry: EnvEntry) -> None:
+    """Add an environment defined outside eef (the built-in ones are in :data:`eef.envs.builtin.BUILTIN`)."""
     _REGISTRY[entry.name] = entry
 
 
 def entries() -> list[EnvEntry]:
-    _load_builtins()
     return sorted(_REGISTRY.values(), key=lambda e: e.name)
 
 
 def get_suite(name: str, **options: Any) -> Suite:
     """The suite called ``name``; a UserError says what is known or missing."""
-    _load_builtins()
     entry = _REGISTRY.get(name)
     if entry is None:
         known = ", ".join(sorted(_REGISTRY))
@@ -52,8 +38,3 @@ def get_suite(name: str, **options: Any) -> Suite:
         accepted = ", ".join(accepts.parameters) or "none"
         raise UserError(f"environment {name!r}: {err}; its options: {accepted}") from None
     return suite_class(**options)
-
-
-def _load_builtins() -> None:
-    # Imported lazily so that `eef envs` works even when an optional dependency is missing.
-    from eef.envs import builtin  # noqa: F401

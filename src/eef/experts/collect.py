@@ -27,14 +27,14 @@ from eef.errors import IncompleteError, UserError
 from eef.experts.base import Expert, ExpertUnavailable
 from eef.react import INVALID_TURN, parse_action
 from eef.seeding import derive_seed
-from eef.storage import append_jsonl, ends_with_newline, read_jsonl, write_json, write_trajectories
+from eef.storage import append_jsonl, ends_with_newline, prepare_output, read_jsonl, write_json, write_trajectories
 from eef.summary import summarize
 from eef.types import Message, Task, Termination, Trajectory
 
 Result = TypeVar("Result")
 
 if TYPE_CHECKING:  # the HTTP client is imported only when a chat-model expert is used
-    from eef.experts.llm import LLMExpertSettings
+    from eef.config import LLMExpertSettings
 
 
 async def play_episode(suite: Suite, env: Environment, expert: Expert, task: Task, seed: int) -> Trajectory:
@@ -220,6 +220,7 @@ def collect_to_file(
     out = Path(out)
     suite = suite or get_suite(env_name)
     tasks = suite.tasks(split)[:limit]
+    prepare_output(out, "--out")
     expert = make_collection_expert(env_name, expert_spec, out, llm)
     partial = partial_path(out)
     done = _resumed(partial, expert, env_name, seed, tasks)

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from eef.config import SPEC_PREFIX, LLMExpertSettings
 from eef.envs.base import Environment
 from eef.errors import UserError, first_problem
 from eef.experts.base import Expert, ExpertEpisode, ExpertUnavailable
@@ -44,47 +45,10 @@ from eef.types import Message, Task
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
 
-SPEC_PREFIX = "openai:"
 # A local server needs no key but the SDK wants one: this placeholder stands in for it (in memory only).
 _LOCAL_DUMMY_KEY = "EMPTY"
 _TAG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _ACTION_LINE = re.compile(r"^[ \t]*Action:.*$", re.IGNORECASE | re.MULTILINE)
-
-
-class LLMExpertSettings(BaseModel):
-    """How to reach and sample the model (``eef collect`` options, or a run config's ``llm_experts``)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    model: str = Field(min_length=1, description="the model name the server knows")
-    base_url: str | None = None  # None: OpenAI's API (or $OPENAI_BASE_URL)
-    # The environment variable that holds the key (the key itself is never in settings or files).
-    api_key_env: str = Field(default="OPENAI_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    concurrency: int = Field(default=8, ge=1, description="episodes (so requests) in flight at once")
-    temperature: float = Field(default=0.0, ge=0.0)
-    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
-    max_tokens: int = Field(default=256, ge=1, description="longest turn, in tokens")
-    # OpenAI's reasoning models (o1, o3, o4-mini, gpt-5, ...) refuse max_tokens and any temperature or
-    # top_p but the default: they get max_completion_tokens (which their hidden reasoning counts against).
-    reasoning_model: bool = False
-    max_retries: int = Field(default=6, ge=0, description="retries of a failing request before its episode fails")
-    backoff_s: float = Field(default=1.0, ge=0.0, description="first retry's delay; doubles each retry")
-    max_backoff_s: float = Field(default=60.0, ge=0.0)
-    timeout_s: float = Field(default=120.0, gt=0.0, description="one request's time limit")
-    price_input: float | None = Field(default=None, ge=0.0, description="USD per million prompt tokens")
-    price_cached_input: float | None = Field(
-        default=None, ge=0.0, description="USD per million prompt tokens from the server's prompt cache"
-    )  # None: price_input
-    price_output: float | None = Field(default=None, ge=0.0, description="USD per million generated tokens")
-
-    def cost_usd(self, prompt_tokens: int, completion_tokens: int, cached_prompt_tokens: int = 0) -> float | None:
-        """What the tokens cost; ``cached_prompt_tokens`` (of ``prompt_tokens``) at the cached-input price."""
-        if self.price_input is None and self.price_output is None and self.price_cached_input is None:
-            return None
-        fresh_price = self.price_input or 0.0
-        cached_price = self.price_cached_input if self.price_cached_input is not None else fresh_price
-        input_cost = fresh_price * (prompt_tokens - cached_prompt_tokens) + cached_price * cached_prompt_tokens
-        return (input_cost + (self.price_output or 0.0) * completion_tokens) / 1e6
 
 
 def parse_spec(spec: str) -> tuple[str, str]:
@@ -186,7 +150,7 @@ class Usage:
 class LLMExpert(Expert):
     """A chat model as the expert; ``cache`` is the response cache file (see :func:`cache_path`)."""
 
-    max_invalid_turns = 3  # as the student's rollouts (RolloutSettings.max_invalid_actions)
+    max_invalid_turns = 3  # as the student's rollouts (RolloutConfig.max_invalid_actions)
     max_turns = 50  # a safety net, as theirs; environments enforce their own step limits
 
     def __init__(self, name: str, settings: LLMExpertSettings, cache: Path) -> None:

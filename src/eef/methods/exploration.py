@@ -1,4 +1,4 @@
-"""One iteration of RFT / EEF exploration and data building (DESIGN.md "The algorithm", step 2).
+"""One iteration of RFT / EEF exploration and data building: steps 2-7 of docs/runs.md, "The algorithm as built".
 
 RFT is the special case with no restarts: it explores from initial states only, and its
 important states are the initial states.
@@ -22,9 +22,8 @@ from eef.methods.solutions import (
     select,
     train_everything,
 )
-from eef.rollout import EpisodeStart
 from eef.seeding import derive_seed
-from eef.types import Task, Trajectory
+from eef.types import EpisodeStart, Task, Trajectory
 
 
 def exploration_starts(method: MethodConfig, tasks: list[Task], failures: list[Trajectory]) -> list[EpisodeStart]:
@@ -124,8 +123,8 @@ ALL_LEVELS = "all"
 
 def success_by_start(rollouts: list[Trajectory], failures: list[Trajectory], m: int) -> StartCounts:
     """Rollouts and successes by difficulty level (and ``all``) and by start: ``s0`` the task's start,
-    ``sj`` the j-th restart point of a failed expert trajectory (EEF's step 2b). Counts, not rates, so
-    that levels and iterations can be pooled."""
+    ``sj`` the j-th restart point of a failed expert trajectory (step 2 of docs/runs.md, "The algorithm
+    as built"). Counts, not rates, so that levels and iterations can be pooled."""
     position: dict[tuple[str, int], int] = {}
     for failure in failures:
         for j, point in enumerate(restart_points(failure.num_actions, m), start=1):

@@ -1,4 +1,4 @@
-"""EEF's bookkeeping, as pure functions over trajectories (DESIGN.md "The algorithm", steps 2b-2g).
+"""EEF's bookkeeping, as pure functions over trajectories: steps 2-7 of docs/runs.md, "The algorithm as built".
 
 Restart points of a failed expert trajectory -> positive repository -> harmful segments and
 recovery states -> important states -> one selected solution per important state.

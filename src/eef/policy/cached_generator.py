@@ -15,8 +15,9 @@ import numpy as np
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from eef.config import SamplingConfig
 from eef.policy.decode_batch import DecodeBatch, prefill_groups
-from eef.policy.engine import Generation, SamplingSettings, decode_generation, stop_and_pad_ids
+from eef.policy.engine import Generation, decode_generation, stop_and_pad_ids
 from eef.policy.prefix_cache import CachedSequence, PrefixStore, shared_prefixes
 from eef.policy.prompt_lookup import ContextLookup
 from eef.policy.sampling import choose_tokens
@@ -88,7 +89,7 @@ class CachedGenerator:
 
     @torch.inference_mode()
     def generate(
-        self, prompts: list[list[int]], sampling: SamplingSettings, seeds: list[int], keys: list[str] | None = None
+        self, prompts: list[list[int]], sampling: SamplingConfig, seeds: list[int], keys: list[str] | None = None
     ) -> list[Generation]:
         if not prompts:
             return []
@@ -159,7 +160,7 @@ class CachedGenerator:
         arrays: list[np.ndarray],
         keys: list[str],
         donors: list[tuple[CachedSequence | None, int]],
-        sampling: SamplingSettings,
+        sampling: SamplingConfig,
         seeds: list[int],
     ) -> list[list[int]]:
         drafts = self.draft_tokens if len(arrays) <= self.draft_rows else 0
@@ -215,7 +216,7 @@ class CachedGenerator:
         return generated
 
     def _choose(
-        self, logits: torch.Tensor, rows: list[_Row], sampling: SamplingSettings, row_seeds: torch.Tensor
+        self, logits: torch.Tensor, rows: list[_Row], sampling: SamplingConfig, row_seeds: torch.Tensor
     ) -> list[list[int]]:
         """Each row's choice after each fed token (``logits``: ``[rows, fed, vocabulary]``); the choice
         after fed token j is the row's token number ``len(generated) + j`` and samples with that step."""

@@ -1,8 +1,9 @@
-"""Generating agent turns: the settings, the result, and the plain batched generator.
+"""Generating agent turns: the result, the contract, and the plain batched generator.
 
 Two generators share one contract (``TurnGenerator``): :class:`HFGenerator` encodes every prompt
 afresh each call (one transformers ``generate`` for the batch); :class:`~eef.policy.cached_generator.
-CachedGenerator` keeps each conversation's keys and values between calls. ``make_generator`` picks.
+CachedGenerator` keeps each conversation's keys and values between calls.
+:func:`eef.policy.generators.make_generator` picks. The sampling settings are :class:`eef.config.SamplingConfig`.
 """
 
 from __future__ import annotations
@@ -13,17 +14,9 @@ from typing import Protocol
 import torch
 from transformers import LogitsProcessor, LogitsProcessorList, PreTrainedModel, PreTrainedTokenizerBase
 
+from eef.config import SamplingConfig
 from eef.policy.sampling import choose_tokens
-from eef.training.tokenize import end_of_turn_token_ids
-
-
-@dataclass(frozen=True)
-class SamplingSettings:
-    """Decoding settings; ``temperature == 0`` means greedy."""
-
-    temperature: float = 1.0
-    top_p: float = 1.0
-    max_new_tokens: int = 64
+from eef.policy.tokenize import end_of_turn_token_ids
 
 
 @dataclass(frozen=True)
@@ -38,7 +31,7 @@ class TurnGenerator(Protocol):
     tokenizer: PreTrainedTokenizerBase
 
     def generate(
-        self, prompts: list[list[int]], sampling: SamplingSettings, seeds: list[int], keys: list[str] | None = None
+        self, prompts: list[list[int]], sampling: SamplingConfig, seeds: list[int], keys: list[str] | None = None
     ) -> list[Generation]:
         """The next turn for each prompt; ``seeds[i]`` drives prompt i's sampling (the same prompt and
         seed give the same turn in any batch), ``keys`` name the conversations (for generators that cache)."""
@@ -47,18 +40,6 @@ class TurnGenerator(Protocol):
     def release(self, key: str) -> None:
         """The conversation ``key`` has ended."""
         ...
-
-
-def make_generator(
-    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prefix_reuse: bool = True, **drafting: int
-):
-    """The generator rollouts use: with ``prefix_reuse`` no token is encoded twice (the default);
-    ``drafting``: ``draft_tokens`` and ``draft_rows`` for :class:`~eef.policy.cached_generator.CachedGenerator`."""
-    if prefix_reuse:
-        from eef.policy.cached_generator import CachedGenerator
-
-        return CachedGenerator(model, tokenizer, **drafting)
-    return HFGenerator(model, tokenizer)
 
 
 def stop_and_pad_ids(tokenizer: PreTrainedTokenizerBase) -> tuple[list[int], int]:
@@ -83,7 +64,7 @@ class _RowSeededChoice(LogitsProcessor):
     """Scores whose argmax is :func:`~eef.policy.sampling.choose_tokens`' choice: the chosen token
     at 0, every other at -inf (greedy decoding passes through unchanged)."""
 
-    def __init__(self, sampling: SamplingSettings, seeds: torch.Tensor, prompt_width: int):
+    def __init__(self, sampling: SamplingConfig, seeds: torch.Tensor, prompt_width: int):
         self.sampling, self.seeds, self.prompt_width = sampling, seeds, prompt_width
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
@@ -108,7 +89,7 @@ class HFGenerator:
 
     @torch.inference_mode()
     def generate(
-        self, prompts: list[list[int]], sampling: SamplingSettings, seeds: list[int], keys: list[str] | None = None
+        self, prompts: list[list[int]], sampling: SamplingConfig, seeds: list[int], keys: list[str] | None = None
     ) -> list[Generation]:
         if not prompts:
             return []

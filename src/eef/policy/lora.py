@@ -3,18 +3,9 @@
 from __future__ import annotations
 
 from peft import LoraConfig, PeftModel, get_peft_model
-from pydantic import BaseModel, ConfigDict, Field
 from transformers import PreTrainedModel
 
-
-class LoraSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    r: int = Field(default=16, ge=1)
-    alpha: int = Field(default=32, ge=1)
-    dropout: float = Field(default=0.05, ge=0.0, lt=1.0)
-    # PEFT's "all-linear": every linear layer of the blocks (attention and MLP), not the output head.
-    target_modules: list[str] | str = "all-linear"
+from eef.config import LoraSettings
 
 
 def apply_lora(model: PreTrainedModel, settings: LoraSettings) -> PeftModel:

@@ -12,9 +12,10 @@ import torch
 from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
+from eef.config import LoraSettings
 from eef.errors import UserError
 from eef.policy.folders import atomic_directory
-from eef.policy.lora import LoraSettings, apply_lora
+from eef.policy.lora import apply_lora
 from eef.policy.smollm2 import smollm2_folder
 from eef.policy.tiny import build_tiny_model, build_tiny_tokenizer
 

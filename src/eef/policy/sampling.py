@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import torch
 
 if TYPE_CHECKING:
-    from eef.policy.engine import SamplingSettings
+    from eef.config import SamplingConfig
 
 _MASK32 = 0xFFFFFFFF
 
@@ -58,7 +58,7 @@ def nucleus(scores: torch.Tensor, top_p: float) -> torch.Tensor:
 
 
 def choose_tokens(
-    logits: torch.Tensor, sampling: SamplingSettings, seeds: torch.Tensor, steps: torch.Tensor
+    logits: torch.Tensor, sampling: SamplingConfig, seeds: torch.Tensor, steps: torch.Tensor
 ) -> torch.Tensor:
     """Each row's next token: the argmax when greedy, else a draw from its tempered, top-p-filtered
     distribution with the noise of its own seed and step."""

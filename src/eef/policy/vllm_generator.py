@@ -16,8 +16,9 @@ import importlib.util
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from eef.config import SamplingConfig
 from eef.errors import UserError
-from eef.policy.engine import Generation, SamplingSettings, decode_generation, stop_and_pad_ids
+from eef.policy.engine import Generation, decode_generation, stop_and_pad_ids
 
 
 def check_vllm_available() -> None:
@@ -55,7 +56,7 @@ class VLLMGenerator:
         """vLLM evicts cached blocks itself (least recently used first)."""
 
     def generate(
-        self, prompts: list[list[int]], sampling: SamplingSettings, seeds: list[int], keys: list[str] | None = None
+        self, prompts: list[list[int]], sampling: SamplingConfig, seeds: list[int], keys: list[str] | None = None
     ) -> list[Generation]:
         if not prompts:
             return []

@@ -5,45 +5,22 @@ from __future__ import annotations
 import importlib.util
 import sys
 import time
-from contextlib import redirect_stdout
+from contextlib import ExitStack, redirect_stdout
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from peft import PeftModel
-from pydantic import BaseModel, ConfigDict, Field, computed_field
+from pydantic import BaseModel, computed_field
 from transformers import DataCollatorForSeq2Seq, PrinterCallback, Trainer, TrainerCallback, TrainingArguments
 
-from eef.console import quiet
+from eef.config import SFTSettings
+from eef.console import progress_bar
 from eef.errors import UserError
-from eef.policy.lora import LoraSettings, apply_lora
+from eef.policy.lora import apply_lora
 from eef.policy.models import Policy, save_policy
-from eef.training.tokenize import IGNORE_INDEX, encode_messages
+from eef.policy.tokenize import IGNORE_INDEX, encode_messages
 from eef.types import Trajectory
-
-
-class SFTSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    epochs: float = Field(default=3.0, gt=0)
-    # Fine-tuning a pretrained model; the tiny model, trained from scratch, wants ~1e-3.
-    learning_rate: float = Field(default=2e-5, gt=0)
-    batch_size: int = Field(default=8, ge=1)  # sequences per device and step
-    gradient_accumulation: int = Field(default=1, ge=1)
-    max_length: int = Field(default=2048, ge=1)
-    warmup_ratio: float = Field(default=0.03, ge=0, lt=1)
-    weight_decay: float = Field(default=0.0, ge=0)
-    lr_scheduler: str = "cosine"
-    max_grad_norm: float = Field(default=1.0, gt=0)
-    seed: int = 0
-    bf16: bool | None = None  # None: bf16 mixed precision where the GPU supports it
-    lora: LoraSettings | None = None  # None: full fine-tuning
-    logging_steps: int = Field(default=10, ge=1)
-    # Batches of similar lengths waste less compute on padding (false: random batches).
-    group_by_length: bool = True
-    # Where the Trainer logs besides metrics.jsonl: "tensorboard" (in <output_dir>.trainer/), "wandb"
-    # (when installed and asked for), "none", or several joined by commas.
-    report_to: str = "tensorboard"
 
 
 class SFTResult(BaseModel):
@@ -71,6 +48,32 @@ class _LogLastStep(TrainerCallback):
         if state.global_step >= state.max_steps:
             control.should_log = True
         return control
+
+
+class _ProgressBar(TrainerCallback):
+    """Steps done / total, the latest training loss and the time left, on the bar the other stages show
+    (stderr; hidden in quiet mode). It replaces the Trainer's own tqdm bar and printed log dicts."""
+
+    def __init__(self, description: str) -> None:
+        self.description = description
+        self._opened = ExitStack()
+        self._advance = None
+        self._status = ""
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._advance = self._opened.enter_context(progress_bar(self.description, state.max_steps))
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self._advance(self._status)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and "loss" in logs:
+            self._status = f"step {state.global_step}, loss {logs['loss']:.3f}"
+            self._advance(self._status, done=0)
+
+    def close(self) -> None:
+        """End the bar, also where training raised (the Trainer then calls no on_train_end)."""
+        self._opened.close()
 
 
 class _LabelledPositionsTrainer(Trainer):
@@ -105,12 +108,18 @@ def _mask_unless_right_padded(attention_mask: torch.Tensor) -> torch.Tensor | No
     return None if right_padded else attention_mask
 
 
-def train_sft(policy: Policy, trajectories: list[Trajectory], settings: SFTSettings, output_dir: Path) -> SFTResult:
+def train_sft(
+    policy: Policy,
+    trajectories: list[Trajectory],
+    settings: SFTSettings,
+    output_dir: Path,
+    description: str = "train",
+) -> SFTResult:
     """Train ``policy.model`` in place on ``trajectories`` and save it to ``output_dir`` (written all at once).
 
     With ``settings.lora`` the model gets LoRA adapters (unless it has them already), which are merged
     into the weights before saving: afterwards ``policy.model`` is the merged plain model.
-    Progress and the Trainer's logs go to stderr.
+    A progress bar named ``description`` (steps, loss, time left) goes to stderr.
     """
     began = time.perf_counter()
     output_dir = Path(output_dir)
@@ -134,16 +143,18 @@ def train_sft(policy: Policy, trajectories: list[Trajectory], settings: SFTSetti
         train_dataset=[{"input_ids": e.input_ids, "labels": e.labels} for e in usable],
         data_collator=DataCollatorForSeq2Seq(policy.tokenizer, label_pad_token_id=IGNORE_INDEX),
         processing_class=policy.tokenizer,
-        callbacks=[_LogLastStep()],
+        callbacks=[_LogLastStep(), bar := _ProgressBar(description)],
     )
-    if quiet():
-        # Without progress bars the Trainer prints every log entry as a dict (hundreds of lines in a
-        # run's log); the losses are in the result, and in TensorBoard with report_to.
-        trainer.remove_callback(PrinterCallback)
+    # Without its tqdm bar the Trainer prints every log entry as a dict (hundreds of lines in a run's
+    # log); the bar shows the loss, the result holds them all, and TensorBoard with report_to.
+    trainer.remove_callback(PrinterCallback)
     train_began = time.perf_counter()
-    # The Trainer prints its log lines to stdout; stdout is for results.
+    # Anything else the Trainer prints goes to stdout; stdout is for results.
     with redirect_stdout(sys.stderr):
-        trainer.train()
+        try:
+            trainer.train()
+        finally:
+            bar.close()
     train_seconds = time.perf_counter() - train_began
     policy.model.eval()
     save_policy(policy, output_dir)
@@ -195,7 +206,7 @@ def _training_arguments(settings: SFTSettings, trainer_dir: Path) -> TrainingArg
         save_strategy="no",
         report_to=_log_targets(settings.report_to),
         train_sampling_strategy="group_by_length" if settings.group_by_length else "random",
-        disable_tqdm=quiet(),
+        disable_tqdm=True,  # _ProgressBar shows the steps
         dataloader_pin_memory=torch.cuda.is_available(),
         # Where load_policy places models (the GPU, else the CPU), also for bf16: true on a CPU.
         use_cpu=not torch.cuda.is_available(),

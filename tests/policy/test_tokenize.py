@@ -4,7 +4,7 @@ from tokenizers import AddedToken
 from eef.errors import UserError
 from eef.policy.models import load_policy
 from eef.policy.tiny import build_tiny_tokenizer
-from eef.training.tokenize import (
+from eef.policy.tokenize import (
     IGNORE_INDEX,
     PromptEncoder,
     chat_messages,
