@@ -7,6 +7,7 @@ earlier iteration); its test numbers are reported. Test results never choose any
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -165,11 +166,16 @@ def _per_iteration_tables(iterations: dict[str, list[dict[str, Any]]]) -> list[s
     ]
     for method, it in by_start:
         by_level = it["success_by_start_and_level"]
-        for level in sorted(by_level, key=lambda name: (name == "all", name)):  # "all" last
+        for level in levels_in_order(by_level):
             counts = by_level[level]
             cells = [_rate(counts.get(name)) for name in starts]
             lines.append(f"| {method} | {it['iteration']} | {level} | " + " | ".join(cells) + " |")
     return lines
+
+
+def levels_in_order(levels: Iterable[str]) -> list[str]:
+    """Difficulty levels in name order, with the pooled "all" last."""
+    return sorted(levels, key=lambda name: (name == "all", name))
 
 
 def _solutions_by_level_table(iterations: dict[str, list[dict[str, Any]]], levels: list[str]) -> list[str]:
