@@ -7,9 +7,9 @@ from peft import PeftModel
 
 import eef.policy.smollm2 as smollm2
 from eef.config import LoraSettings
-from eef.errors import UserError
+from eef.errors import UserError, WriteError
 from eef.policy.folders import atomic_directory
-from eef.policy.models import Policy, _as_os_error, load_policy, save_policy
+from eef.policy.models import Policy, load_policy, save_policy
 from eef.policy.tiny import TinySize, build_tiny_model, build_tiny_tokenizer
 
 TEXTS = [
@@ -94,15 +94,22 @@ def test_save_policy_replaces_a_checkpoint_and_leaves_no_staging_folders(tmp_pat
     assert torch.equal(logits(load_policy(str(tmp_path / "checkpoint")), "red hat"), logits(second, "red hat"))
 
 
-def test_a_failed_tokenizer_write_is_reported_as_the_os_error_it_was(tmp_path):
-    # The Rust tokenizers library raises a bare Exception; a full disk must still read as ENOSPC upstream.
+def test_a_full_disk_under_the_rust_tokenizers_is_a_write_error_naming_the_checkpoint(tmp_path):
+    # The tokenizers library raises a bare Exception whose text alone holds the errno; /dev/full makes
+    # its write fail with ENOSPC, as a full disk would.
     tokenizer = load_policy("tiny", tokenizer_texts=TEXTS, seed=1).tokenizer
-    with pytest.raises(Exception) as raised:
-        tokenizer.backend_tokenizer.save(str(tmp_path / "missing" / "tokenizer.json"))
-    assert not isinstance(raised.value, OSError)
-    converted = _as_os_error(raised.value, tmp_path)
-    assert isinstance(converted, OSError) and converted.errno == errno.ENOENT and converted.filename == str(tmp_path)
-    assert _as_os_error(ValueError("bad vocabulary"), tmp_path) is None
+    with pytest.raises(WriteError) as failure, atomic_directory(tmp_path / "checkpoint"):
+        tokenizer.backend_tokenizer.save("/dev/full")
+    assert type(failure.value.__cause__) is Exception and "(os error 28)" in str(failure.value.__cause__)
+    assert failure.value.code == errno.ENOSPC
+    assert str(failure.value).startswith(f"{tmp_path / 'checkpoint'}: no space left on device; free space")
+    assert list(tmp_path.iterdir()) == []  # no staging folder left
+
+
+def test_an_error_of_the_rust_tokenizers_that_is_no_write_failure_is_raised_as_it_was(tmp_path):
+    tokenizer = load_policy("tiny", tokenizer_texts=TEXTS, seed=1).tokenizer
+    with pytest.raises(Exception, match=r"\(os error 2\)"), atomic_directory(tmp_path / "checkpoint"):
+        tokenizer.backend_tokenizer.save(str(tmp_path / "missing" / "tokenizer.json"))  # ENOENT: a bug, not the disk
 
 
 def test_atomic_directory_leaves_nothing_when_interrupted(tmp_path):

@@ -45,11 +45,16 @@ def atomic_directory(path: Path, *, keep_existing: bool = False) -> Iterator[Pat
         raise
 
 
+# What the Rust libraries raise for a failed write, with the errno only in their text ("... (os error
+# 28)"): safetensors its own error type, tokenizers a bare Exception.
+_RUST_WRITE_ERRORS = (SafetensorError, Exception)
+
+
 def _write_failure(err: BaseException) -> int | None:
-    """The errno of a write that failed for want of space or permission: an OSError's, or the one
-    safetensors writes into the text of its own error type ("... (os error 28)")."""
+    """The errno of a write that failed for want of space or permission: an OSError's, or the one a
+    Rust library (safetensors, tokenizers) writes into the text of its error."""
     code = err.errno if isinstance(err, OSError) else None
-    if isinstance(err, SafetensorError) and (match := re.search(r"\(os error (\d+)\)", str(err))):
+    if type(err) in _RUST_WRITE_ERRORS and (match := re.search(r"\(os error (\d+)\)", str(err))):
         code = int(match.group(1))
     return code if code in WRITE_FAILURES else None
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,15 +113,6 @@ def _from_pretrained(source: str, dtype: torch.dtype) -> tuple[PreTrainedTokeniz
     return tokenizer, model
 
 
-def _as_os_error(err: Exception, directory: Path) -> OSError | None:
-    """The OSError that ``err`` reports (``... (os error 28)``), so that callers handle a full disk as one."""
-    found = re.search(r"\(os error (\d+)\)", str(err))
-    if isinstance(err, OSError) or found is None:
-        return None
-    code = int(found.group(1))
-    return OSError(code, os.strerror(code), str(directory))
-
-
 def save_policy(policy: Policy, directory: Path) -> None:
     """Write ``policy`` as a Hugging Face folder (safetensors + tokenizer), all at once.
 
@@ -134,10 +123,4 @@ def save_policy(policy: Policy, directory: Path) -> None:
         policy.model = policy.model.merge_and_unload()
     with atomic_directory(Path(directory)) as staging:
         policy.model.save_pretrained(staging)
-        try:
-            policy.tokenizer.save_pretrained(staging)
-        except Exception as err:  # the Rust tokenizers library reports a failed write as a bare Exception
-            os_error = _as_os_error(err, staging)
-            if os_error is None:
-                raise
-            raise os_error from err
+        policy.tokenizer.save_pretrained(staging)
