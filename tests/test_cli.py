@@ -11,14 +11,14 @@ import pytest
 import torch
 
 
-def eef(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+def eef(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "eef", *args],
         capture_output=True,
         text=True,
         cwd=cwd,
         env={**os.environ, "EEF_QUIET": "1"},
-        timeout=300,
+        timeout=timeout,
     )
 
 

@@ -3,13 +3,13 @@
 import json
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from tests.small_run import assert_same_data, quiet_env, small_run_command
+from tests.test_cli import eef
 
 
 @pytest.mark.slow
@@ -30,12 +30,6 @@ def test_sigkill_mid_iteration_then_resume_matches_uninterrupted_run(tmp_path: P
     # The killed run held the directory's lock; the OS dropped it, only the note of its holder is left.
     assert json.loads((killed / ".eef.lock.json").read_text())["pid"] == process.pid
 
-    resumed = subprocess.run(
-        [sys.executable, "-m", "eef", "run", "--resume", str(killed)],
-        env=quiet_env(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    resumed = eef("run", "--resume", str(killed), timeout=600)
     assert resumed.returncode == 0, resumed.stderr
     assert_same_data(killed, small_run)

@@ -132,13 +132,7 @@ def test_a_checkpoint_on_a_full_disk_is_a_write_error_and_leaves_nothing(small_d
 
 
 def _resume(run: Path) -> None:
-    resumed = subprocess.run(
-        [sys.executable, "-m", "eef", "run", "--resume", str(run)],
-        env=quiet_env(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    resumed = eef("run", "--resume", str(run), timeout=600)
     assert resumed.returncode == 0, resumed.stderr
 
 

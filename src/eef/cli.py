@@ -126,9 +126,9 @@ def _cmd_probe(args: argparse.Namespace) -> None:
         return
     from rich.table import Table
 
-    from eef.methods.exploration import ALL_LEVELS, rates
+    from eef.methods.exploration import ALL_LEVELS, rates, start_order
 
-    starts = sorted({name for counts in report["by_start"].values() for name in counts}, key=lambda s: (len(s), s))
+    starts = sorted({name for counts in report["by_start"].values() for name in counts}, key=start_order)
     failures, temperature = report["failures"], report["temperature"]
     table = Table(title=f"{report['checkpoint']}: success by start ({failures} expert failures, T={temperature})")
     table.add_column("difficulty")

@@ -21,7 +21,8 @@ from matplotlib.figure import Figure
 
 from eef.compare import load_run_results
 from eef.layout import RunLayout
-from eef.results import levels_in_order, training_set_sources
+from eef.methods.exploration import levels_in_order, start_order
+from eef.results import training_set_sources
 from eef.storage import atomic_write_bytes, atomic_write_text, iter_jsonl, read_json
 from eef.types import Message, Trajectory
 
@@ -102,9 +103,7 @@ def plot_success_by_start(results: dict[str, Any]) -> Figure:
         series = [(name, {"all": {s: {"episodes": 1, "successes": r} for s, r in rates.items()}})
                   for name, rates in _per_iteration(results, "success_by_start")]  # fmt: skip
     levels = levels_in_order({level for _, by_level in series for level in by_level})
-    starts = sorted(
-        {s for _, by_level in series for counts in by_level.values() for s in counts}, key=lambda s: (len(s), s)
-    )
+    starts = sorted({s for _, by_level in series for counts in by_level.values() for s in counts}, key=start_order)
     columns = min(3, max(len(levels), 1))
     rows = -(-max(len(levels), 1) // columns)
     figure, axes = plt.subplots(rows, columns, figsize=(11, 3.2 * rows), sharey=True, squeeze=False)

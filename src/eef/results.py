@@ -7,11 +7,11 @@ earlier iteration); its test numbers are reported. Test results never choose any
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from eef.layout import RunLayout
+from eef.methods.exploration import levels_in_order, start_order
 from eef.metrics import MetricsLog
 from eef.storage import atomic_write_text, read_json, write_json
 
@@ -153,7 +153,7 @@ def _per_iteration_tables(iterations: dict[str, list[dict[str, Any]]]) -> list[s
     by_start = [(m, it) for m, its in iterations.items() for it in its if it.get("success_by_start_and_level")]
     starts = sorted(
         {name for _, it in by_start for counts in it["success_by_start_and_level"].values() for name in counts},
-        key=lambda name: (len(name), name),
+        key=start_order,
     )
     lines += [
         "",
@@ -171,11 +171,6 @@ def _per_iteration_tables(iterations: dict[str, list[dict[str, Any]]]) -> list[s
             cells = [_rate(counts.get(name)) for name in starts]
             lines.append(f"| {method} | {it['iteration']} | {level} | " + " | ".join(cells) + " |")
     return lines
-
-
-def levels_in_order(levels: Iterable[str]) -> list[str]:
-    """Difficulty levels in name order, with the pooled "all" last."""
-    return sorted(levels, key=lambda name: (name == "all", name))
 
 
 def _solutions_by_level_table(iterations: dict[str, list[dict[str, Any]]], levels: list[str]) -> list[str]:

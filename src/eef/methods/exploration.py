@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from eef.config import MethodConfig
@@ -136,12 +137,18 @@ def success_by_start(rollouts: list[Trajectory], failures: list[Trajectory], m: 
         for level in (rollout.difficulty or "-", ALL_LEVELS):
             counts[level][name]["episodes"] += 1
             counts[level][name]["successes"] += rollout.success
-    return {level: {name: dict(by_start[name]) for name in sorted(by_start, key=_start_order)}
+    return {level: {name: dict(by_start[name]) for name in sorted(by_start, key=start_order)}
             for level, by_start in counts.items()}  # fmt: skip
 
 
-def _start_order(name: str) -> tuple[int, str]:
-    return (len(name), name)  # s0, s1, ..., s9, s10
+def start_order(name: str) -> tuple[int, str]:
+    """Sort key of start names: s0, s1, ..., s9, s10."""
+    return (len(name), name)
+
+
+def levels_in_order(levels: Iterable[str]) -> list[str]:
+    """Difficulty levels in name order, with the pooled :data:`ALL_LEVELS` last."""
+    return sorted(levels, key=lambda name: (name == ALL_LEVELS, name))
 
 
 def rates(by_start: dict[str, dict[str, int]]) -> dict[str, float]:
