@@ -1,6 +1,6 @@
 """The environments eef ships with: one :class:`EnvEntry` each in :data:`BUILTIN`, which the registry reads.
 An entry names its suite, its experts and its availability check by entry-point strings, imported only
-when used: listing the environments needs no heavy import."""
+when used: listing the environments needs no heavy import (docs/extending.md adds one)."""
 
 from __future__ import annotations
 

@@ -14,8 +14,8 @@ _REGISTRY: dict[str, EnvEntry] = {entry.name: entry for entry in BUILTIN}
 
 def register(entry: EnvEntry) -> None:
     """Add an environment defined outside eef (the built-in ones are in :data:`eef.envs.builtin.BUILTIN`),
-    e.g. ``register(EnvEntry(name="counter", description="...", suite="my_package.counter:CounterSuite"))``.
-    A name already registered is refused: an entry never silently replaces another."""
+    e.g. ``register(EnvEntry(name="counter", description="...", suite="my_package.counter:CounterSuite"))``
+    (docs/extending.md). A name already registered is refused: an entry never silently replaces another."""
     if entry.name in _REGISTRY:
         raise ValueError(f"an environment called {entry.name!r} is registered already")
     _REGISTRY[entry.name] = entry
