@@ -1,11 +1,18 @@
-"""The layers of docs/architecture.md hold: import-linter's contracts (in pyproject.toml) run here, and what
-must load without model code loads without it."""
+"""The layers of docs/architecture.md hold: import-linter's contracts (in pyproject.toml) run here, what
+must load without model code loads without it, and every `eef` command has the same shape."""
 
+import argparse
+import ast
+import inspect
 import subprocess
 import sys
+import typing
 from pathlib import Path
 
 from importlinter.cli import lint_imports
+
+import eef.cli
+import eef.commands
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,3 +41,46 @@ def test_the_algorithm_and_configs_load_without_torch():
 def test_a_bad_run_config_fails_before_any_model_code_loads():
     code = "from eef.cli import main\nassert main(['run', '--set', 'seed=x']) == 2"
     assert not _loads_torch(code)
+
+
+def _handlers() -> list[ast.FunctionDef]:
+    tree = ast.parse(Path(eef.cli.__file__).read_text())
+    return [node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name.startswith("_cmd_")]
+
+
+def test_every_command_function_takes_typed_values_not_the_parsed_namespace():
+    functions = [
+        function
+        for name, function in inspect.getmembers(eef.commands, inspect.isfunction)
+        if function.__module__ == "eef.commands" and not name.startswith("_")
+    ]
+    assert len(functions) >= 11  # one per command that has its work here
+    for function in functions:
+        hints = typing.get_type_hints(function)
+        parameters = inspect.signature(function).parameters
+        assert set(parameters) <= set(hints), f"{function.__name__} has a parameter without a type"
+        assert argparse.Namespace not in hints.values(), f"{function.__name__} takes the parsed Namespace"
+
+
+def test_every_handler_parses_calls_and_prints_in_a_few_statements():
+    handlers = _handlers()
+    subcommands = next(a for a in eef.cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    handled = {parser.get_default("handler").__name__ for parser in subcommands.choices.values()}
+    assert handled == {handler.name for handler in handlers}  # every command's handler is checked here
+    for handler in handlers:
+        namespace = handler.args.args[0].arg
+        for call in (node for node in ast.walk(handler) if isinstance(node, ast.Call)):
+            if isinstance(call.func, ast.Name) and call.func.id == "getattr":
+                continue  # reads one option
+            passed = [*call.args, *(keyword.value for keyword in call.keywords)]
+            assert not any(isinstance(value, ast.Name) and value.id == namespace for value in passed), (
+                f"{handler.name} passes the parsed {namespace} on (line {call.lineno}): give typed values"
+            )
+        # The work lives elsewhere: a call, and a choice between JSON and a table.
+        statements = [
+            node
+            for statement in handler.body
+            for node in ast.walk(statement)
+            if isinstance(node, ast.stmt) and not isinstance(node, ast.ImportFrom)
+        ]
+        assert len(statements) <= 6, f"{handler.name} has {len(statements)} statements: move its work out of cli.py"

@@ -11,25 +11,20 @@ from typing import NoReturn
 
 from eef import console
 from eef.allocator import keep_freed_memory
-from eef.errors import WRITE_FAILURES, IncompleteError, UserError, WriteError, on_write_failure
-from eef.storage import prepare_output
+from eef.errors import WRITE_FAILURES, IncompleteError, UserError, WriteError
 
 
 def _cmd_envs(args: argparse.Namespace) -> None:
-    from eef.envs.registry import entries
+    from eef.commands import environments
 
-    rows = [
-        {
-            "name": e.name,
-            "usable": (reason := e.unavailable_reason()) is None,
-            "why_not": reason or "",
-            "description": e.description,
-        }
-        for e in entries()
-    ]
+    rows = environments()
     if args.json:
         console.print_json(rows)
-        return
+    else:
+        _print_environments(rows)
+
+
+def _print_environments(rows: list[dict]) -> None:
     from rich.table import Table
 
     table = Table(title="environments")
@@ -48,31 +43,19 @@ _LLM_OPTIONS += ("backoff_s", "timeout_s", "price_input", "price_cached_input", 
 
 
 def _cmd_collect(args: argparse.Namespace) -> None:
-    from eef.envs.registry import get_suite
-    from eef.experts.collect import collect_to_file, expert_file_stem, print_report, raise_if_incomplete
+    from eef.commands import collect
+    from eef.experts.collect import print_report, raise_if_incomplete
 
-    options = {name: getattr(args, name) for name in _LLM_OPTIONS}
-    name, llm = args.expert, None
-    if args.expert.startswith("openai:"):
-        from eef.experts.llm import settings_from_spec
-
-        name, llm = settings_from_spec(args.expert, **options)
-    elif any(value is not None for value in options.values()):
-        given = next(f"--{key.replace('_', '-')}" for key, value in options.items() if value is not None)
-        raise UserError(f"{given} applies to chat-model experts only: use it with --expert openai:MODEL")
-    stem = expert_file_stem(name)
-    out = Path(args.out) if args.out else Path("data") / f"expert-{args.env}-{stem}-{args.split}.jsonl"
-    with on_write_failure("run the same command again (the episodes collected so far are kept)"):
-        report = collect_to_file(
-            env_name=args.env,
-            expert_spec=name,
-            split=args.split,
-            out=out,
-            seed=args.seed,
-            limit=args.limit,
-            llm=llm,
-            suite=get_suite(args.env, **dict(args.env_options)),
-        )
+    report = collect(
+        env=args.env,
+        expert=args.expert,
+        split=args.split,
+        seed=args.seed,
+        limit=args.limit,
+        out=Path(args.out) if args.out else None,
+        env_options=dict(args.env_options),
+        llm_options={name: value for name in _LLM_OPTIONS if (value := getattr(args, name)) is not None},
+    )
     if args.json:
         console.print_json(report)
     else:
@@ -81,10 +64,9 @@ def _cmd_collect(args: argparse.Namespace) -> None:
 
 
 def _cmd_stats(args: argparse.Namespace) -> None:
-    from eef.storage import read_trajectories
-    from eef.summary import summarize
+    from eef.commands import stats
 
-    summary = summarize(read_trajectories(Path(args.file)))
+    summary = stats(Path(args.file))
     if args.json:
         console.print_json(summary.model_dump())
     else:
@@ -94,7 +76,22 @@ def _cmd_stats(args: argparse.Namespace) -> None:
 def _cmd_train(args: argparse.Namespace) -> None:
     from eef.commands import train
 
-    report = train(args)
+    report = train(
+        data=Path(args.data),
+        model=args.model,
+        out=Path(args.out),
+        env=args.env,
+        env_options=dict(args.env_options),
+        successes_only=args.successes_only,
+        epochs=args.epochs,
+        learning_rate=args.learning_rate,
+        batch_size=args.batch_size,
+        gradient_accumulation=args.gradient_accumulation,
+        max_length=args.max_length,
+        lora=args.lora,
+        dtype=args.dtype,
+        seed=args.seed,
+    )
     if args.json:
         console.print_json(report)
     else:
@@ -108,7 +105,18 @@ def _cmd_eval(args: argparse.Namespace) -> None:
     from eef.commands import evaluate_checkpoint
     from eef.summary import Summary
 
-    report = evaluate_checkpoint(args)
+    report = evaluate_checkpoint(
+        model=args.model,
+        env=args.env,
+        env_options=dict(args.env_options),
+        split=args.split,
+        limit=args.limit,
+        temperature=args.temperature,
+        max_new_tokens=args.max_new_tokens,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        out=Path(args.out) if args.out else None,
+    )
     if args.json:
         console.print_json(report)
     else:
@@ -120,10 +128,27 @@ def _cmd_eval(args: argparse.Namespace) -> None:
 def _cmd_probe(args: argparse.Namespace) -> None:
     from eef.commands import probe
 
-    report = probe(args)
+    report = probe(
+        checkpoint=Path(args.checkpoint),
+        restarts=Path(args.restarts),
+        env=args.env,
+        env_options=dict(args.env_options),
+        levels=[level.strip() for level in args.levels.split(",")] if args.levels else None,
+        limit=args.limit,
+        m=args.m,
+        temperature=args.temperature,
+        max_new_tokens=args.max_new_tokens,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        out=Path(args.out) if args.out else None,
+    )
     if args.json:
         console.print_json(report)
-        return
+    else:
+        _print_probe(report)
+
+
+def _print_probe(report: dict) -> None:
     from rich.table import Table
 
     from eef.methods.exploration import ALL_LEVELS, rates, start_order
@@ -154,7 +179,12 @@ def _cmd_probe(args: argparse.Namespace) -> None:
 def _cmd_run(args: argparse.Namespace) -> None:
     from eef.commands import run
 
-    results = run(args)
+    results = run(
+        config=Path(args.config) if args.config else None,
+        overrides=args.overrides,
+        out=Path(args.out) if args.out else None,
+        resume=Path(args.resume) if args.resume else None,
+    )
     if args.json:
         console.print_json(results)
     else:
@@ -164,48 +194,33 @@ def _cmd_run(args: argparse.Namespace) -> None:
 
 
 def _cmd_report(args: argparse.Namespace) -> None:
-    from eef.compare import load_run_results
-    from eef.lock import run_lock
-    from eef.report import write_report
+    from eef.commands import report
 
-    directory = Path(args.run)
-    load_run_results(directory)  # a directory that is not a finished run is a user error, before the lock
-    # The report is written into the run directory: not while a run writes there (the run writes it at its end).
-    with on_write_failure(f"eef report {directory}"), run_lock(directory, "eef report"):
-        path = write_report(directory)
+    path = report(Path(args.run))
     console.results.print(f"report: {path}", markup=False, highlight=False)
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from eef.verify import verify
+    from eef.commands import verify
 
-    checks = verify(Path(args.run))
-    failed = [check for check in checks if not check.ok]
+    outcome = verify(Path(args.run))
     if args.json:
-        console.print_json(
-            {
-                "run": args.run,
-                "ok": not failed,
-                "checks": [
-                    {
-                        "name": check.name,
-                        "ok": check.ok,
-                        "files": check.files,
-                        "problems": [{"file": str(p.path), "problem": p.what} for p in check.problems],
-                    }
-                    for check in checks
-                ],
-            }
-        )
+        console.print_json(outcome)
     else:
-        lines = []
-        for check in checks:
-            lines.append(f"{'ok' if check.ok else 'FAIL':<4}  {check.name:<30}  {check.files} checked")
-            lines += [f"      {problem}" for problem in check.problems]
-        verdict = f"{len(failed)} of {len(checks)} checks fail" if failed else f"all {len(checks)} checks hold"
-        lines.append(f"{args.run}: {verdict}")
-        console.results.print("\n".join(lines), markup=False, highlight=False)
-    return 1 if failed else 0
+        _print_checks(outcome)
+    return 0 if outcome["ok"] else 1
+
+
+def _print_checks(outcome: dict) -> None:
+    lines = []
+    for check in outcome["checks"]:
+        lines.append(f"{'ok' if check['ok'] else 'FAIL':<4}  {check['name']:<30}  {check['files']} checked")
+        lines += [f"      {problem['file']}: {problem['problem']}" for problem in check["problems"]]
+    failed = sum(not check["ok"] for check in outcome["checks"])
+    total = len(outcome["checks"])
+    verdict = f"{failed} of {total} checks fail" if failed else f"all {total} checks hold"
+    lines.append(f"{outcome['run']}: {verdict}")
+    console.results.print("\n".join(lines), markup=False, highlight=False)
 
 
 def _cmd_compare(args: argparse.Namespace) -> None:
@@ -219,16 +234,18 @@ def _cmd_compare(args: argparse.Namespace) -> None:
 
 
 def _cmd_import(args: argparse.Namespace) -> None:
-    from eef.interchange import import_file
+    from eef.commands import import_trajectories
 
-    out = prepare_output(Path(args.out), "--out")
-    _print_interchange(import_file(Path(args.file), args.format, args.env, out, args.origin), args.json)
+    report = import_trajectories(
+        file=Path(args.file), format=args.format, env=args.env, out=Path(args.out), origin=args.origin
+    )
+    _print_interchange(report, args.json)
 
 
 def _cmd_export(args: argparse.Namespace) -> None:
-    from eef.interchange import export_file
+    from eef.commands import export_trajectories
 
-    _print_interchange(export_file(Path(args.file), args.format, prepare_output(Path(args.out), "--out")), args.json)
+    _print_interchange(export_trajectories(file=Path(args.file), format=args.format, out=Path(args.out)), args.json)
 
 
 def _print_interchange(report: dict, as_json: bool) -> None:

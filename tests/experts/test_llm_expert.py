@@ -278,10 +278,13 @@ def test_missing_key_for_openais_api_is_a_user_error(tmp_path, capsys, monkeypat
     )
 
 
-def test_llm_options_need_a_chat_model_expert(tmp_path, capsys, monkeypatch):
-    command = ["collect", "--base-url", "http://127.0.0.1:1/v1", "--out", str(tmp_path / "x.jsonl")]
+@pytest.mark.parametrize(
+    ("flag", "value"), [("--base-url", "http://127.0.0.1:1/v1"), ("--backoff", "1"), ("--timeout", "5")]
+)
+def test_llm_options_need_a_chat_model_expert(tmp_path, capsys, monkeypatch, flag, value):
+    command = ["collect", flag, value, "--out", str(tmp_path / "x.jsonl")]
     code, _, stderr = _eef_here(capsys, monkeypatch, *command)
-    assert code == 2 and "--base-url applies to chat-model experts only" in stderr
+    assert code == 2 and f"eef: error: {flag} applies to chat-model experts only" in stderr  # the flag as typed
 
 
 def test_spec_names_and_settings():

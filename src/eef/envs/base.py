@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from pkgutil import resolve_name
 from typing import Any, Self
 
 from eef.types import Task, Trajectory
@@ -96,15 +97,37 @@ class Suite(ABC):
 
 @dataclass(frozen=True)
 class EnvEntry:
-    """An environment as the registry lists it (:mod:`eef.envs.registry`)."""
+    """An environment as the registry lists it (:mod:`eef.envs.registry`).
+
+    Its code is named by entry points, ``"package.module:attribute"`` strings imported only on use: listing
+    the environments imports none of them, and neither the registry nor this layer imports an expert.
+    """
 
     name: str
     description: str
-    load: Callable[[], type[Suite]]  # imports the suite's class on use: listing needs no heavy import
-    unavailable_reason: Callable[[], str | None]  # None when usable here
+    suite: str  # its Suite subclass, e.g. "eef.envs.shop.env:ShopSuite"
+    # Its experts (`eef collect --expert NAME`, a run's `experts:`): a mapping of expert name -> a callable with
+    # no arguments that makes that expert (an eef.experts.base.Expert), e.g.
+    # "eef.experts.scripted_shop:SHOP_EXPERTS". None: no expert but chat models (openai:MODEL).
+    experts: str | None = None
+    # A callable with no arguments that says why the environment is not usable here (a missing Java, data
+    # files), None when it is; None here: always usable.
+    unavailable: str | None = None
     # Options that can make an environment usable that is not by default (e.g. where its data is):
     # when a caller passes one, the suite checks it instead and says what is wrong.
     data_options: tuple[str, ...] = ()
+
+    def load(self) -> type[Suite]:
+        """The suite's class (its module imported now)."""
+        return resolve_name(self.suite)
+
+    def unavailable_reason(self) -> str | None:
+        """Why the environment is not usable here; None when it is."""
+        return None if self.unavailable is None else resolve_name(self.unavailable)()
+
+    def expert_factories(self) -> Mapping[str, Callable[[], Any]]:
+        """The environment's experts by name, each a callable that makes one (none when it names no experts)."""
+        return {} if self.experts is None else resolve_name(self.experts)
 
 
 class ReplayDivergence(RuntimeError):

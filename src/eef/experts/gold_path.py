@@ -17,6 +17,7 @@ for only when a slip is drawn.
 from __future__ import annotations
 
 import random
+from functools import partial
 
 from eef.envs.base import Environment
 from eef.envs.sciworld.env import SciWorldEnvironment
@@ -85,6 +86,10 @@ class GoldPathExpert(Expert):
         if not isinstance(env, SciWorldEnvironment):
             raise UserError(f"expert {self.name!r} plays ScienceWorld gold paths: use it with --env sciworld")
         return _GoldPathEpisode(env.gold_path(), env, self.slip_chance, random.Random(seed))
+
+
+# The experts of `sciworld` by name (its registry entry names this: eef.envs.builtin).
+GOLD_PATH_EXPERTS = {name: partial(GoldPathExpert, name, slip_chance) for name, slip_chance in GOLD_EXPERTS.items()}
 
 
 class _GoldPathEpisode(ExpertEpisode):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, fields, replace
+from functools import partial
 
 from eef.envs.base import Environment
 from eef.envs.shop.goals import goal_query
@@ -92,6 +93,14 @@ class ScriptedShopExpert(Expert):
     def start(self, task: Task, seed: int, env: Environment) -> ExpertEpisode:
         goal = Goal.model_validate(task.meta["goal"])
         return _ShopEpisode(goal, self.mistakes, random.Random(seed), self.knows_target)
+
+
+# The experts of `shop` and of `webshop` by name (their registry entries name these: eef.envs.builtin).
+SHOP_EXPERTS = {name: partial(ScriptedShopExpert, name, mistakes) for name, mistakes in SKILL_LEVELS.items()}
+# Real WebShop titles do not spell out a goal's attributes: look for the goal's product itself.
+WEBSHOP_EXPERTS = {
+    name: partial(ScriptedShopExpert, name, mistakes, knows_target=True) for name, mistakes in SKILL_LEVELS.items()
+}
 
 
 class _ShopEpisode(ExpertEpisode):
