@@ -5,8 +5,8 @@ import json
 import pytest
 
 from eef.errors import UserError
-from eef.methods.eto import PreferencePair, build_pairs, read_pairs, write_pairs
-from eef.types import Message, StartState, Trajectory
+from eef.methods.eto import build_pairs, read_pairs, write_pairs
+from eef.types import Message, PreferencePair, StartState, Trajectory
 
 
 def _trajectory(
@@ -134,6 +134,7 @@ def test_a_bad_line_is_one_error_naming_file_and_line(tmp_path):
 def test_a_pair_is_validated_when_built():
     with pytest.raises(ValueError, match="prompt"):
         PreferencePair(
+            id="pair:r",
             task_id="t",
             prompt=[Message(role="assistant", content="a")],
             chosen=[Message(role="assistant", content="b")],

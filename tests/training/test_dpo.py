@@ -7,13 +7,14 @@ import pytest
 import torch
 from transformers import TrainingArguments
 
+from eef.config import DPOSettings
 from eef.errors import UserError
-from eef.methods.eto import PreferencePair, build_pairs
+from eef.methods.eto import build_pairs
 from eef.policy.models import Policy, load_policy
+from eef.policy.tokenize import IGNORE_INDEX
 from eef.react import format_turn
-from eef.training.dpo import DPOSettings, PairCollator, _DPOTrainer, encode_pair, train_dpo
-from eef.training.tokenize import IGNORE_INDEX
-from eef.types import Message, Trajectory
+from eef.training.dpo import PairCollator, _DPOTrainer, encode_pair, train_dpo
+from eef.types import Message, PreferencePair, Trajectory
 
 SYSTEM = "You are a shopping agent. Answer with 'Thought: ...' then 'Action: ...'."
 GOALS = [("red hat", "B017"), ("blue shoes", "B042"), ("green scarf", "B311")]
@@ -146,9 +147,9 @@ def test_a_few_steps_raise_the_chosen_margin(tmp_path):
     policy = tiny()
     before = [pair_log_probs(policy.model, policy.tokenizer, pair) for pair in PAIRS]
     settings = DPOSettings(
-        beta=0.5, learning_rate=1e-3, epochs=4, batch_size=3, warmup_ratio=0.0, logging_steps=1, report_to="none"
+        learning_rate=1e-3, epochs=4, batch_size=3, warmup_ratio=0.0, logging_steps=1, report_to="none"
     )
-    result = train_dpo(policy, PAIRS, settings, tmp_path / "checkpoint")
+    result = train_dpo(policy, PAIRS, settings, 0.5, tmp_path / "checkpoint")
 
     assert result.steps == 4 and result.pairs == 3 and result.skipped_pairs == 0
     # The reference is the policy before training: the first step's loss is -log sigmoid(0).
@@ -170,10 +171,10 @@ def test_pairs_without_a_scored_token_within_max_length_are_skipped(tmp_path):
     long_prompt = [PAIRS[0].prompt[0], Message(role="user", content="filler " * 300)]
     cut = PAIRS[0].model_copy(update={"prompt": long_prompt})
     settings = DPOSettings(epochs=1, batch_size=2, max_length=150, report_to="none")
-    result = train_dpo(tiny(), [*PAIRS, cut], settings, tmp_path / "checkpoint")
+    result = train_dpo(tiny(), [*PAIRS, cut], settings, 0.1, tmp_path / "checkpoint")
     assert result.pairs == 3 and result.skipped_pairs == 1 and result.truncated_tokens > 0
     with pytest.raises(UserError, match="max_length"):
-        train_dpo(tiny(), [cut], settings, tmp_path / "other")
+        train_dpo(tiny(), [cut], settings, 0.1, tmp_path / "other")
 
 
 def test_gradient_accumulation_takes_the_mean_over_the_pairs_of_a_step(tmp_path):
@@ -182,5 +183,5 @@ def test_gradient_accumulation_takes_the_mean_over_the_pairs_of_a_step(tmp_path)
     settings = DPOSettings(
         learning_rate=1e-3, epochs=1, batch_size=1, gradient_accumulation=3, warmup_ratio=0.0, report_to="none"
     )
-    result = train_dpo(tiny(), PAIRS, settings, tmp_path / "checkpoint")
+    result = train_dpo(tiny(), PAIRS, settings, 0.1, tmp_path / "checkpoint")
     assert result.steps == 1 and result.losses == [(1, pytest.approx(math.log(2), abs=1e-4))]

@@ -22,57 +22,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from eef.storage import read_jsonl, write_jsonl
-from eef.types import Message, Trajectory
+from eef.types import Message, PreferencePair, Trajectory
 
 # ETO lets a failed rollout exceed the success it is paired with by at most 5 rounds (construct_preference.py).
 ETO_EXTRA_TURNS = 5
-
-Side = Literal["chosen", "rejected"]
-
-
-class PreferencePair(BaseModel):
-    """One ETO preference pair: a shared prompt and two continuations, the better one chosen.
-
-    On disk (:func:`write_pairs`) messages are ShareGPT turns (``from``/``value``/``loss``), as in
-    trajectory files and ETO's own preference files.
-
-    Example:
-        A rollout (reward 0.2) that lost to the expert (reward 1.0) on task ``t1``::
-
-            PreferencePair(task_id="t1", prompt=[system, first_observation], chosen=expert_turns,
-                           rejected=rollout_turns, chosen_reward=1.0, rejected_reward=0.2,
-                           expert_side="chosen", expert_id="expert:x/t1", rollout_id="policy:p/t1")
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    task_id: str
-    prompt: list[Message]
-    chosen: list[Message]
-    rejected: list[Message]
-    chosen_reward: float
-    rejected_reward: float
-    expert_side: Side  # which side is the expert trajectory; the rollout is the other
-    expert_id: str
-    rollout_id: str
-    rejected_cut_turns: int = Field(default=0, ge=0)  # agent turns cut from the rejected side
-
-    @model_validator(mode="after")
-    def _shape(self) -> PreferencePair:
-        if not self.prompt or self.prompt[-1].role == "assistant":
-            raise ValueError("prompt must be the messages before the first agent turn (ending with an observation)")
-        for side in ("chosen", "rejected"):
-            turns = getattr(self, side)
-            if not turns or turns[0].role != "assistant" or turns[-1].role != "assistant":
-                raise ValueError(f"{side} must begin and end with an agent (gpt) turn")
-        if self.chosen_reward <= self.rejected_reward:
-            raise ValueError("chosen_reward must be above rejected_reward")
-        return self
 
 
 @dataclass
@@ -86,6 +41,18 @@ class Pairing:
     without_expert: int = 0  # rollouts of tasks with no expert trajectory: no pair
     without_agent_turn: int = 0  # pairs dropped because one side has no agent turn
     cut: int = 0  # pairs whose rejected rollout was cut to the chosen length + extra turns
+
+    def counts(self) -> dict[str, int]:
+        """How many pairs, and what happened to every rollout (a run's ``pairs.json``)."""
+        return {
+            "pairs": len(self.pairs),
+            "expert_better": self.expert_better,
+            "rollout_better": self.rollout_better,
+            "ties": self.ties,
+            "without_expert": self.without_expert,
+            "without_agent_turn": self.without_agent_turn,
+            "cut": self.cut,
+        }
 
 
 def build_pairs(
@@ -150,6 +117,7 @@ def build_pairs(
                 result.cut += 1
         result.pairs.append(
             PreferencePair(
+                id=f"pair:{rollout.id}",
                 task_id=rollout.task_id,
                 prompt=prompt,
                 chosen=chosen_turns,

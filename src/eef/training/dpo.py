@@ -1,7 +1,7 @@
 """DPO on ETO's preference pairs (:mod:`eef.methods.eto`), scored on agent turns only, on the transformers Trainer.
 
 A pair is two conversations, prompt + chosen and prompt + rejected. Each is tokenised with
-:func:`~eef.training.tokenize.encode_messages` with every agent turn trained, whatever its stored loss
+:func:`~eef.policy.tokenize.encode_messages` with every agent turn trained, whatever its stored loss
 flag (ETO scores all of them), so a sequence's log probability is the sum over the tokens of its agent
 turns and their end-of-turn tokens; the instruction and the observations are context, never scored.
 The loss is DPO's sigmoid loss, with no SFT term, per pair::
@@ -29,39 +29,15 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
-from transformers import PreTrainedModel, PreTrainedTokenizerBase, PrinterCallback, Trainer, TrainingArguments
+from pydantic import BaseModel
+from transformers import PreTrainedModel, PreTrainedTokenizerBase, PrinterCallback, Trainer
 
-from eef.console import quiet
+from eef.config import DPOSettings
 from eef.errors import UserError
-from eef.methods.eto import PreferencePair
 from eef.policy.models import Policy, save_policy
-from eef.training.sft import _log_targets, _LogLastStep
-from eef.training.tokenize import IGNORE_INDEX, Encoded, encode_messages
-from eef.types import Message
-
-
-class DPOSettings(BaseModel):
-    """How :func:`train_dpo` trains. The defaults are ETO's first iteration on Llama-2-7B-Chat
-    (``run_eto.sh``): beta 0.1, learning rate 1e-6, 3 epochs, 10% warmup, then a constant rate; later
-    iterations use beta 0.5 and 5e-7. ETO's batch is 32 pairs; these defaults take 4 pairs a step."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    beta: float = Field(default=0.1, gt=0)
-    epochs: float = Field(default=3.0, gt=0)
-    learning_rate: float = Field(default=1e-6, gt=0)
-    batch_size: int = Field(default=4, ge=1)  # pairs per device and step (two sequences each)
-    gradient_accumulation: int = Field(default=1, ge=1)
-    max_length: int = Field(default=2048, ge=1)  # tokens of one conversation (prompt + chosen, or prompt + rejected)
-    warmup_ratio: float = Field(default=0.1, ge=0, lt=1)
-    weight_decay: float = Field(default=0.0, ge=0)
-    lr_scheduler: str = "constant_with_warmup"
-    max_grad_norm: float = Field(default=1.0, gt=0)
-    seed: int = 0
-    bf16: bool | None = None  # None: bf16 mixed precision where the GPU supports it
-    logging_steps: int = Field(default=10, ge=1)
-    report_to: str = "tensorboard"  # as SFTSettings.report_to
+from eef.policy.tokenize import IGNORE_INDEX, Encoded, encode_messages
+from eef.training.trainer_parts import LogLastStep, ProgressBar, training_arguments
+from eef.types import Message, PreferencePair
 
 
 class DPOResult(BaseModel):
@@ -178,14 +154,28 @@ class _DPOTrainer(Trainer):
         return dpo_loss(chosen, rejected, reference_chosen, reference_rejected, self.beta).mean()
 
 
-def train_dpo(policy: Policy, pairs: list[PreferencePair], settings: DPOSettings, output_dir: Path) -> DPOResult:
+def train_dpo(
+    policy: Policy,
+    pairs: list[PreferencePair],
+    settings: DPOSettings,
+    beta: float,
+    output_dir: Path,
+    description: str = "train dpo",
+) -> DPOResult:
     """Train ``policy.model`` in place with DPO on ``pairs`` and save it to ``output_dir`` (written all at once).
 
     Args:
         policy: the model to train; as it is now, it is also the frozen reference.
         pairs: ETO's preference pairs (:func:`eef.methods.eto.build_pairs`).
-        settings: beta, learning rate, epochs, ... (:class:`DPOSettings`).
+        settings: learning rate, epochs, batch, ... (:class:`eef.config.DPOSettings`).
+        beta: DPO's beta, how far the policy may move from the reference (ETO: 0.1, later 0.5).
         output_dir: the checkpoint folder; the Trainer's logs go to ``<output_dir>.trainer``.
+        description: the progress bar's name (steps, loss, time left; stderr).
+
+    Example:
+        >>> pairs = build_pairs(rollouts, expert_successes).pairs
+        >>> result = train_dpo(load_policy("runs/x/sft/checkpoint"), pairs, DPOSettings(), 0.1, Path("dpo"))
+        >>> result.margin_after > result.margin_before
 
     Raises:
         UserError: no pair keeps a scored token on both sides within ``settings.max_length``.
@@ -219,21 +209,24 @@ def train_dpo(policy: Policy, pairs: list[PreferencePair], settings: DPOSettings
     trainer_dir = output_dir.with_name(output_dir.name + ".trainer")
     trainer = _DPOTrainer(
         model=policy.model,
-        args=_training_arguments(settings, trainer_dir),
+        # The pairs' keys are not arguments of the model's forward: the Trainer must pass them on.
+        args=training_arguments(settings, trainer_dir, remove_unused_columns=False),
         train_dataset=dataset,
         data_collator=collator,
-        callbacks=[_LogLastStep()],
-        beta=settings.beta,
+        callbacks=[LogLastStep(), bar := ProgressBar(description)],
+        beta=beta,
     )
-    if quiet():
-        trainer.remove_callback(PrinterCallback)  # as in SFT: no log entry per step printed in quiet mode
+    trainer.remove_callback(PrinterCallback)  # as in SFT: the bar shows the loss, the result holds them all
 
     reference = _score(trainer, collator, dataset, settings.batch_size)
     for features, (chosen, rejected) in zip(dataset, reference, strict=True):
         features["reference_chosen"], features["reference_rejected"] = chosen, rejected
     train_began = time.perf_counter()
-    with redirect_stdout(sys.stderr):  # the Trainer prints its log lines to stdout; stdout is for results
-        trainer.train()
+    with redirect_stdout(sys.stderr):  # anything else the Trainer prints goes to stdout; stdout is for results
+        try:
+            trainer.train()
+        finally:
+            bar.close()
     train_seconds = time.perf_counter() - train_began
     after = _score(trainer, collator, dataset, settings.batch_size)
     policy.model.eval()
@@ -275,32 +268,3 @@ def _score(
             chosen, rejected = log_probs.cpu().chunk(2)
             scores.extend(zip(chosen.tolist(), rejected.tolist(), strict=True))
     return scores
-
-
-def _training_arguments(settings: DPOSettings, trainer_dir: Path) -> TrainingArguments:
-    bf16 = settings.bf16
-    if bf16 is None:
-        bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    return TrainingArguments(
-        output_dir=str(trainer_dir),
-        num_train_epochs=settings.epochs,
-        per_device_train_batch_size=settings.batch_size,
-        gradient_accumulation_steps=settings.gradient_accumulation,
-        learning_rate=settings.learning_rate,
-        warmup_steps=settings.warmup_ratio,  # a value below 1 is a share of the steps
-        weight_decay=settings.weight_decay,
-        lr_scheduler_type=settings.lr_scheduler,
-        max_grad_norm=settings.max_grad_norm,
-        seed=settings.seed,
-        data_seed=settings.seed,
-        bf16=bf16,
-        logging_steps=settings.logging_steps,
-        logging_first_step=True,
-        save_strategy="no",
-        report_to=_log_targets(settings.report_to),
-        # The pairs' keys are not arguments of the model's forward: the Trainer must pass them on.
-        remove_unused_columns=False,
-        disable_tqdm=quiet(),
-        dataloader_pin_memory=torch.cuda.is_available(),
-        use_cpu=not torch.cuda.is_available(),
-    )
