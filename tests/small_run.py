@@ -18,7 +18,9 @@ SMALL = [
     "rollout.explore.max_new_tokens=24",
     "rollout.evaluate.max_new_tokens=24",
     "experts=[scripted]",
-    "methods=[{name: eef, kind: eef, m: 2}]",
+    "dpo.epochs=1",
+    "dpo.learning_rate=1e-4",
+    "methods=[{name: eef, kind: eef, m: 2}, {name: eto, kind: eto, temperature: 0}]",
 ]
 
 

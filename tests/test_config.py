@@ -14,6 +14,17 @@ def test_default_config_is_valid_and_names_every_method():
     assert by_name["rft-x6"].k == 1 + by_name["eef"].m  # the equal-budget baseline
 
 
+def test_the_paper_table_config_is_the_default_with_eto_added():
+    """configs/paper-table.yaml says it holds the default's settings: a change to one must reach the other."""
+    paper = load_config(Path(__file__).resolve().parents[1] / "configs" / "paper-table.yaml", [])
+    default = load_config(default_config_path(), [])
+    eto = next(m for m in paper.methods if m.kind == "eto")
+    assert (eto.temperature, eto.beta, eto.k) == (0.0, 0.1, 1)  # ETO's greedy exploration, its first beta
+    assert [m for m in paper.methods if m.kind != "eto"] == default.methods
+    unchanged = {"name", "methods", "dpo"}
+    assert paper.model_dump(exclude=unchanged) == default.model_dump(exclude=unchanged)
+
+
 def test_overrides_reach_nested_keys_and_named_methods():
     config = load_config(
         default_config_path(), ["iterations=3", "sft.epochs=1", "methods.eef.m=3", "env.options={seed: 5}"]
@@ -36,6 +47,8 @@ def test_overrides_reach_nested_keys_and_named_methods():
         ("rollout: {explore: {top_p: 1.5}}\n", "rollout.explore.top_p"),
         ("rollout: {evaluate: {temperature: -1}}\n", "rollout.evaluate.temperature"),
         ("env: {dev_tasks: 0}\n", "env.dev_tasks"),
+        ("methods: [{name: a, kind: eto, beta: 0}]\n", "methods.0.beta"),
+        ("dpo: {learning_rate: 0}\n", "dpo.learning_rate"),
     ],
 )
 def test_bad_configs_are_user_errors(tmp_path: Path, text: str, needle: str):

@@ -1,4 +1,5 @@
-"""A run killed (SIGKILL) in the middle of an iteration resumes to exactly the data of an uninterrupted run."""
+"""A run killed (SIGKILL) in the middle of an iteration (EEF's, or ETO's) resumes to exactly the data of an
+uninterrupted run."""
 
 import json
 import signal
@@ -13,9 +14,10 @@ from tests.test_cli import eef
 
 
 @pytest.mark.slow
-def test_sigkill_mid_iteration_then_resume_matches_uninterrupted_run(tmp_path: Path, small_run: Path):
+@pytest.mark.parametrize("method", ["eef", "eto"])
+def test_sigkill_mid_iteration_then_resume_matches_uninterrupted_run(tmp_path: Path, small_run: Path, method: str):
     killed = tmp_path / "killed"
-    rollouts = killed / "eef" / "iter-1" / "rollouts.jsonl"
+    rollouts = killed / method / "iter-1" / "rollouts.jsonl"
     process = subprocess.Popen(
         small_run_command(killed), env=quiet_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -26,7 +28,7 @@ def test_sigkill_mid_iteration_then_resume_matches_uninterrupted_run(tmp_path: P
         time.sleep(0.02)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    assert not (killed / "eef" / "iter-1" / "rollouts.done.json").exists(), "killed too late: exploration was done"
+    assert not (killed / method / "iter-1" / "rollouts.done.json").exists(), "killed too late: exploration was done"
     # The killed run held the directory's lock; the OS dropped it, only the note of its holder is left.
     assert json.loads((killed / ".eef.lock.json").read_text())["pid"] == process.pid
 

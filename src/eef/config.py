@@ -51,6 +51,29 @@ class SFTSettings(BaseModel):
     report_to: str = "tensorboard"
 
 
+class DPOSettings(BaseModel):
+    """How ETO's DPO trains (``eef.training.dpo``); the beta of each iteration is the method's (MethodConfig).
+    The defaults are ETO's on Llama-2-7B-Chat (``run_eto.sh``): learning rate 1e-6, 3 epochs, 10% warmup,
+    then a constant rate; ETO's batch is 32 pairs, these take 4 a step. A model trained from scratch
+    (tiny) wants a far larger rate: the default run config sets it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    epochs: float = Field(default=3.0, gt=0)
+    learning_rate: float = Field(default=1e-6, gt=0)
+    batch_size: int = Field(default=4, ge=1)  # pairs per device and step (two sequences each)
+    gradient_accumulation: int = Field(default=1, ge=1)
+    max_length: int = Field(default=2048, ge=1)  # tokens of one conversation (prompt + chosen, or + rejected)
+    warmup_ratio: float = Field(default=0.1, ge=0, lt=1)
+    weight_decay: float = Field(default=0.0, ge=0)
+    lr_scheduler: str = "constant_with_warmup"
+    max_grad_norm: float = Field(default=1.0, gt=0)
+    seed: int = 0
+    bf16: bool | None = None  # None: bf16 mixed precision where the GPU supports it
+    logging_steps: int = Field(default=10, ge=1)
+    report_to: str = "tensorboard"  # as SFTSettings.report_to
+
+
 class LLMExpertSettings(BaseModel):
     """How to reach and sample the model (``eef collect`` options, or a run config's ``llm_experts``)."""
 
@@ -141,17 +164,22 @@ class RolloutConfig(Strict):
 
 
 class MethodConfig(Strict):
-    """One method of the comparison. ``kind``: sft (behaviour cloning only), rft or eef."""
+    """One method of the comparison. ``kind``: sft (behaviour cloning only), rft, eef or eto (docs/runs.md)."""
 
     name: str
-    kind: Literal["sft", "rft", "eef"]
+    kind: Literal["sft", "rft", "eef", "eto"]
     k: int = Field(default=1, ge=1, description="rollouts per training subtask from its initial state")
+    # The exploration's sampling temperature (None: rollout.explore's); ETO explores greedily (0).
+    temperature: float | None = Field(default=None, ge=0.0)
     m: int = Field(default=5, ge=0, description="EEF restart points per failed expert trajectory")
     experts: list[str] | None = None  # expert sources whose failures EEF explores (default: the first)
     selection: Literal["shortest", "random"] = "shortest"
     recovery_states: bool = True
     mask_harmful: bool = True
-    retrain_from_base: bool = True
+    retrain_from_base: bool = True  # rft and eef: each iteration's SFT starts from the base model
+    # eto: DPO's beta in the first iteration and in the later ones (ETO's 0.1 and 0.5).
+    beta: float = Field(default=0.1, gt=0)
+    later_beta: float = Field(default=0.5, gt=0)
 
 
 class RunConfig(Strict):
@@ -169,6 +197,7 @@ class RunConfig(Strict):
     # retrain_from_base: false); None: as ``sft``. Retraining from the base always uses ``sft``.
     iteration_sft: SFTSettings | None = None
     rollout: RolloutConfig = Field(default_factory=RolloutConfig)
+    dpo: DPOSettings = Field(default_factory=DPOSettings)  # eto methods' training; its seed is the run's
     methods: list[MethodConfig] = Field(default_factory=list)
 
     @model_validator(mode="after")

@@ -11,6 +11,8 @@ ROLLOUTS = "rollouts.jsonl"  # an iteration's exploration, appended in whole chu
 ROLLOUTS_DONE = "rollouts.done.json"  # written once the exploration is complete
 TRAINING_SET = "train.jsonl"
 BUILD = "build.json"  # written after train.jsonl: the training set's composition
+PAIRS = "pairs.jsonl"  # an ETO iteration's preference pairs
+PAIRS_DONE = "pairs.json"  # written after pairs.jsonl: what became of every rollout
 EVALUATION = "results.json"  # in eval-<split>/, next to its trajectories
 EVALUATION_TRAJECTORIES = "trajectories.jsonl"
 METRICS = "metrics.jsonl"
@@ -75,6 +77,12 @@ class RunLayout:
 
     def build(self, method: str, iteration: int) -> Path:
         return self.iteration(method, iteration) / BUILD
+
+    def pairs(self, method: str, iteration: int) -> Path:
+        return self.iteration(method, iteration) / PAIRS
+
+    def pairs_done(self, method: str, iteration: int) -> Path:
+        return self.iteration(method, iteration) / PAIRS_DONE
 
     @property
     def metrics(self) -> Path:

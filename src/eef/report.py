@@ -69,8 +69,11 @@ def results_iterations(results: dict[str, Any]) -> int:
 
 
 def _per_iteration(results: dict[str, Any], field: str) -> list[tuple[str, dict[str, Any]]]:
-    """(``method iteration``, that iteration's ``field``) for every method and iteration."""
-    return [(f"{m} {it['iteration']}", it[field]) for m, its in results["iterations"].items() for it in its]
+    """(``method iteration``, that iteration's ``field``) for every method and iteration that has it (ETO's
+    iterations have no training set of solutions)."""
+    return [
+        (f"{m} {it['iteration']}", it[field]) for m, its in results["iterations"].items() for it in its if field in it
+    ]
 
 
 def _stacked_bars(axis: Any, bars: list[tuple[str, dict[str, Any]]], layers: list[tuple[str, str]]) -> None:
@@ -154,13 +157,14 @@ def plot_new_solutions(results: dict[str, Any]) -> Figure:
 
 def plot_composition_and_cost(results: dict[str, Any]) -> Figure:
     parts = [("E+", "expert successes"), ("s0", "solutions from s0"), ("restart", "from restart points"),
-             ("recovery", "from recovery states")]  # fmt: skip
+             ("recovery", "from recovery states"), ("expert chosen", "ETO pairs, expert chosen"),
+             ("rollout chosen", "ETO pairs, rollout chosen")]  # fmt: skip
     figure, (composition, cost) = plt.subplots(1, 2, figsize=(11, 3.8))
     bars = [
         (f"{m} {it['iteration']}", training_set_sources(it)) for m, its in results["iterations"].items() for it in its
     ]
     _stacked_bars(composition, bars, parts)
-    composition.set_ylabel("training trajectories")
+    composition.set_ylabel("training trajectories (ETO: pairs)")
     rows = [row for row in _methods(results) if "cost" in row]
     cost.bar([row["method"] for row in rows], [row["cost"].get("wall_time_s", 0) / 60 for row in rows])
     cost.set_ylabel("exploration + training (min)")

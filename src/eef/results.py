@@ -52,7 +52,8 @@ def collect_results(directory: Path, config: RunConfig) -> dict[str, Any]:
         for i in range(1, config.iterations + 1):
             key = run.iteration_key(method.name, i)
             dev, test = _eval(run, key, "dev"), _eval(run, key, "test")
-            build = read_json(run.build(method.name, i))
+            # What the iteration trained on: ETO's pairs, or RFT's and EEF's training set.
+            built = read_json(run.pairs_done(method.name, i) if method.kind == "eto" else run.build(method.name, i))
             per_iteration.append(
                 {
                     "iteration": i,
@@ -60,7 +61,7 @@ def collect_results(directory: Path, config: RunConfig) -> dict[str, Any]:
                     "dev_mean_reward": dev["overall"]["mean_reward"],
                     "test_win_rate": test["overall"]["win_rate"],
                     "test_mean_reward": test["overall"]["mean_reward"],
-                    **build,
+                    **built,
                 }
             )
         iterations[method.name] = per_iteration
@@ -136,16 +137,17 @@ def _per_iteration_tables(iterations: dict[str, list[dict[str, Any]]]) -> list[s
     lines = [
         "Per iteration (dev selects). Training set: the main expert's successes (E+) and the new solutions,",
         "by where the policy's part of each started: the task's start (s0), a restart point inside a failed",
-        "expert trajectory (restart), or a recovery state (recovery):",
+        "expert trajectory (restart), or a recovery state (recovery); for ETO, its preference pairs:",
         "",
         "| method | iter | dev win | test win | solved train tasks | training set (share) |",
         "|---|---|---|---|---|---|",
     ]
     for method, per_iteration in iterations.items():
         for it in per_iteration:
+            solved = f"{it['solved_tasks']} ({_levels(it['solved_by_difficulty'])})" if "solved_tasks" in it else "-"
             lines.append(
                 f"| {method} | {it['iteration']} | {it['dev_win_rate']:.1%} | {it['test_win_rate']:.1%} | "
-                f"{it['solved_tasks']} ({_levels(it['solved_by_difficulty'])}) | {_shares(training_set_sources(it))} |"
+                f"{solved} | {_training_set(it)} |"
             )
     levels = sorted({level for its in iterations.values() for it in its for level in it.get("solutions_by_level", {})})
     lines += ["", "New solutions by difficulty level (s0 / restart / recovery):", ""]
@@ -185,8 +187,20 @@ def _solutions_by_level_table(iterations: dict[str, list[dict[str, Any]]], level
     return lines
 
 
+def _training_set(iteration: dict[str, Any]) -> str:
+    if "pairs" not in iteration:
+        return _shares(training_set_sources(iteration))
+    return (
+        f"{iteration['pairs']} pairs: expert chosen {iteration['expert_better']}, rollout chosen "
+        f"{iteration['rollout_better']} (ties {iteration['ties']}, no expert success {iteration['without_expert']})"
+    )
+
+
 def training_set_sources(iteration: dict[str, Any]) -> dict[str, int]:
-    """The training set's trajectories by source: expert successes, then the solutions by start."""
+    """The training set's trajectories by source: expert successes, then the solutions by start; for ETO,
+    its preference pairs by the side the expert trajectory is on."""
+    if "pairs" in iteration:
+        return {"expert chosen": iteration["expert_better"], "rollout chosen": iteration["rollout_better"]}
     found = iteration.get("solutions_by_level")
     if found is None:  # a run from before solutions were counted by start
         composition = iteration["composition"]

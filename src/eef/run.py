@@ -1,4 +1,4 @@
-"""A run: expert data -> behaviour cloning -> RFT / EEF iterations -> evaluation, in one directory.
+"""A run: expert data -> behaviour cloning -> RFT / EEF / ETO iterations -> evaluation, in one directory.
 
 Every stage writes its output all at once (or, for rollouts, in whole chunks) and is skipped when
 its output exists, so a run killed at any moment continues with ``eef run --resume DIR`` without
@@ -17,13 +17,14 @@ from typing import Any
 import yaml
 
 from eef import console
-from eef.config import MethodConfig, RunConfig, SFTSettings, load_config
+from eef.config import MethodConfig, RunConfig, SamplingConfig, SFTSettings, load_config
 from eef.envs.base import Suite
 from eef.envs.registry import get_suite
 from eef.errors import UserError
 from eef.evaluate import evaluate, save_evaluation
 from eef.experts.collect import collect_to_file, raise_if_incomplete
 from eef.layout import RunLayout
+from eef.methods.eto import build_pairs, read_pairs, write_pairs
 from eef.methods.exploration import (
     ALL_LEVELS,
     build_training_set,
@@ -41,8 +42,9 @@ from eef.policy.tiny import environment_text
 from eef.policy.vllm_generator import VLLMGenerator, check_vllm_available
 from eef.rollout import RolloutEngine
 from eef.storage import append_jsonl, atomic_write_text, read_jsonl, whole_chunks, write_json, write_jsonl
+from eef.training.dpo import train_dpo
 from eef.training.sft import train_sft
-from eef.types import EpisodeStart, Task, Trajectory
+from eef.types import EpisodeStart, PreferencePair, Task, Trajectory
 from eef.verify import refuse_if_broken
 
 
@@ -110,12 +112,13 @@ class Run:
         sft_checkpoint = self._sft("sft", base, expert_successes, self.config.sft)
         self._evaluate_checkpoint("sft", sft_checkpoint)
         for method in self.config.methods:
-            if method.kind == "sft":
-                continue
-            failures = [
-                t for name in (method.experts or self.config.experts[:1]) for t in experts[name] if not t.success
-            ]
-            self._iterate(method, base, sft_checkpoint, expert_successes, failures)
+            if method.kind == "eto":
+                self._iterate_eto(method, sft_checkpoint, expert_successes)
+            elif method.kind != "sft":
+                failures = [
+                    t for name in (method.experts or self.config.experts[:1]) for t in experts[name] if not t.success
+                ]
+                self._iterate(method, base, sft_checkpoint, expert_successes, failures)
         from eef.report import write_report
         from eef.results import write_results
 
@@ -257,6 +260,60 @@ class Run:
                 checkpoint = self._sft(key, str(checkpoint), training_data, settings)
             self._evaluate_checkpoint(key, checkpoint)
 
+    def _iterate_eto(self, method: MethodConfig, sft_checkpoint: Path, expert_successes: list[Trajectory]) -> None:
+        """ETO's loop (docs/runs.md, "ETO"): explore the tasks from their starts with the current model, pair
+        each rollout with the expert's success on its task, train the current model with DPO (itself the
+        reference), evaluate. An iteration without a pair keeps the model it started from."""
+        checkpoint = sft_checkpoint
+        for iteration in range(1, self.config.iterations + 1):
+            rollouts = self._explore(method, iteration, checkpoint, failures=[])
+            pairs = self._pairs(method, iteration, rollouts, expert_successes)
+            key = self.layout.iteration_key(method.name, iteration)
+            if pairs:
+                beta = method.beta if iteration == 1 else method.later_beta
+                checkpoint = self._dpo(key, checkpoint, pairs, beta)
+            self._evaluate_checkpoint(key, checkpoint)
+
+    def _pairs(
+        self, method: MethodConfig, iteration: int, rollouts: list[Trajectory], expert_successes: list[Trajectory]
+    ) -> list[PreferencePair]:
+        """The iteration's preference pairs (pairs.jsonl) and what became of every rollout (pairs.json,
+        written last: the stage's done marker)."""
+        path = self.layout.pairs(method.name, iteration)
+        if not self.layout.pairs_done(method.name, iteration).is_file():
+            pairing = build_pairs(rollouts, expert_successes)
+            write_pairs(path, pairing.pairs)
+            by_start = success_by_start(rollouts, [], method.m)
+            write_json(
+                self.layout.pairs_done(method.name, iteration),
+                {
+                    **pairing.counts(),
+                    "success_by_start": rates(by_start[ALL_LEVELS]) if by_start else {},
+                    "success_by_start_and_level": by_start,
+                },
+            )
+        return read_pairs(path)
+
+    def _dpo(self, key: str, start_from: Path, pairs: list[PreferencePair], beta: float) -> Path:
+        checkpoint = self.layout.checkpoint(key)
+        if not (checkpoint / "config.json").is_file():
+            policy = load_policy(str(start_from), dtype=training_dtype(self.config.model.dtype), seed=self.config.seed)
+            settings = self.config.dpo.model_copy(update={"seed": self.config.seed})
+            result = train_dpo(policy, pairs, settings, beta, checkpoint, description=f"train {key}")
+            self.metrics.log(
+                f"{key}/train",
+                stage="train",
+                pairs=result.pairs,
+                steps=result.steps,
+                final_loss=result.final_loss,
+                margin_before=result.margin_before,
+                margin_after=result.margin_after,
+                reward_accuracy=result.reward_accuracy,
+                scored_tokens=result.scored_tokens,
+                wall_time_s=result.wall_seconds,
+            )
+        return checkpoint
+
     def _training_set(
         self,
         method: MethodConfig,
@@ -347,7 +404,7 @@ class Run:
             self.suite,
             self._generator(checkpoint),
             self.config.rollout,
-            self.config.rollout.explore,
+            self._exploration_sampling(method),
             origin=f"policy:{method.name}/iter-{iteration - 1}",
         )
         produced_all: list[Trajectory] = []
@@ -364,6 +421,12 @@ class Run:
                 append_jsonl(path, produced)
                 produced_all.extend(produced)
         return produced_all
+
+    def _exploration_sampling(self, method: MethodConfig) -> SamplingConfig:
+        explore = self.config.rollout.explore
+        if method.temperature is None:
+            return explore
+        return explore.model_copy(update={"temperature": method.temperature})
 
 
 def _chunk_of(trajectory: Trajectory) -> int:

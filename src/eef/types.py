@@ -1,4 +1,5 @@
-"""Plain typed records shared by every stage: tasks, messages, trajectories, where an episode starts.
+"""Plain typed records shared by every stage: tasks, messages, trajectories, where an episode starts,
+preference pairs.
 
 On disk a trajectory is one JSON line in ShareGPT form (``conversations`` of
 ``from``/``value``/``loss``), the form AgentGym's AgentTraj-L and ETO use, so that
@@ -10,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator, model_validator
 
 Role = Literal["system", "user", "assistant"]
 
@@ -137,3 +138,52 @@ class EpisodeStart:
     def key(self) -> str:
         state = "s0" if self.source is None else f"{self.source.id}@{self.action_index}"
         return f"{self.task.task_id}|{state}|{self.sample}"
+
+
+class PreferencePair(BaseModel):
+    """One ETO preference pair (``eef.methods.eto``): a shared prompt and two continuations, the better one chosen.
+
+    On disk (one JSON line per pair) messages are ShareGPT turns (``from``/``value``/``loss``), as in
+    trajectory files and ETO's own preference files.
+
+    Example:
+        A rollout (reward 0.2) that lost to the expert (reward 1.0) on task ``t1``::
+
+            PreferencePair(id="pair:policy:p/t1", task_id="t1", prompt=[system, first_observation],
+                           chosen=expert_turns, rejected=rollout_turns, chosen_reward=1.0,
+                           rejected_reward=0.2, expert_side="chosen", expert_id="expert:x/t1",
+                           rollout_id="policy:p/t1")
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    """``pair:`` and the rollout's id: one pair per rollout at most."""
+    task_id: str
+    """The task both sides played."""
+    prompt: list[Message]
+    """The messages both sides share: those before the chosen side's first agent turn."""
+    chosen: list[Message]
+    """The better side, from its first agent turn to its last."""
+    rejected: list[Message]
+    """The worse side, likewise (a losing rollout cut to the chosen side's agent turns + a few)."""
+    chosen_reward: float
+    rejected_reward: float
+    expert_side: Literal["chosen", "rejected"]
+    """Which side is the expert trajectory; the rollout is the other."""
+    expert_id: str
+    rollout_id: str
+    rejected_cut_turns: int = Field(default=0, ge=0)
+    """Agent turns cut from the end of the rejected side."""
+
+    @model_validator(mode="after")
+    def _shape(self) -> PreferencePair:
+        if not self.prompt or self.prompt[-1].role == "assistant":
+            raise ValueError("prompt must be the messages before the first agent turn (ending with an observation)")
+        for side in ("chosen", "rejected"):
+            turns = getattr(self, side)
+            if not turns or turns[0].role != "assistant" or turns[-1].role != "assistant":
+                raise ValueError(f"{side} must begin and end with an agent (gpt) turn")
+        if self.chosen_reward <= self.rejected_reward:
+            raise ValueError("chosen_reward must be above rejected_reward")
+        return self

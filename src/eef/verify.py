@@ -265,6 +265,17 @@ def _build_done(marker: Path, problems: list[Problem]) -> None:
         problems.append(Problem(marker, "says the training set is built, but train.jsonl is missing"))
 
 
+def _pairs_done(files: RunFiles, marker: Path, problems: list[Problem]) -> None:
+    content = _load_json(marker, problems)
+    if content is None:
+        return
+    data = marker.with_name(layout.PAIRS)
+    if not data.is_file():
+        problems.append(Problem(marker, f"counts preference pairs, but {data.name} is missing"))
+    elif (count := len(files.lines(data).ids)) != content.get("pairs"):
+        problems.append(Problem(data, f"{count} pairs, but {marker.name} says {content.get('pairs')}"))
+
+
 def _episodes_done(files: RunFiles, marker: Path, data: Path, problems: list[Problem]) -> None:
     """An evaluation's results.json or a collection's summary, against the trajectories it counted."""
     summary = _load_json(marker, problems)
@@ -280,8 +291,8 @@ def _episodes_done(files: RunFiles, marker: Path, data: Path, problems: list[Pro
 
 def check_done_markers(files: RunFiles) -> Check:
     """Every stage's done marker (written last) agrees with the data it marks: rollouts.done.json's count
-    with rollouts.jsonl, build.json with train.jsonl, an evaluation's results.json and an expert's
-    .summary.json with their trajectories' count."""
+    with rollouts.jsonl, build.json with train.jsonl, pairs.json's count with pairs.jsonl, an evaluation's
+    results.json and an expert's .summary.json with their trajectories' count."""
     problems: list[Problem] = []
     markers = 0
     for marker in files.find(layout.ROLLOUTS_DONE):
@@ -290,6 +301,9 @@ def check_done_markers(files: RunFiles) -> Check:
     for marker in files.find(layout.BUILD):
         markers += 1
         _build_done(marker, problems)
+    for marker in files.find(layout.PAIRS_DONE):
+        markers += 1
+        _pairs_done(files, marker, problems)
     for marker in files.find(layout.EVALUATION):
         if marker.parent.name.startswith("eval-"):
             markers += 1

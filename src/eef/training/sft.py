@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 import time
-from contextlib import ExitStack, redirect_stdout
+from contextlib import redirect_stdout
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from peft import PeftModel
 from pydantic import BaseModel, computed_field
-from transformers import DataCollatorForSeq2Seq, PrinterCallback, Trainer, TrainerCallback, TrainingArguments
+from transformers import DataCollatorForSeq2Seq, PrinterCallback, Trainer
 
 from eef.config import SFTSettings
-from eef.console import progress_bar
 from eef.errors import UserError
 from eef.policy.lora import apply_lora
 from eef.policy.models import Policy, save_policy
 from eef.policy.tokenize import IGNORE_INDEX, encode_messages
+from eef.training.trainer_parts import LogLastStep, ProgressBar, training_arguments
 from eef.types import Trajectory
 
 
@@ -39,41 +38,6 @@ class SFTResult(BaseModel):
     @property
     def tokens_per_second(self) -> float:
         return self.total_tokens / self.train_seconds if self.train_seconds else 0.0
-
-
-class _LogLastStep(TrainerCallback):
-    """The Trainer logs every ``logging_steps``; log the last step too so the final loss is always known."""
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step >= state.max_steps:
-            control.should_log = True
-        return control
-
-
-class _ProgressBar(TrainerCallback):
-    """Steps done / total, the latest training loss and the time left, on the bar the other stages show
-    (stderr; hidden in quiet mode). It replaces the Trainer's own tqdm bar and printed log dicts."""
-
-    def __init__(self, description: str) -> None:
-        self.description = description
-        self._opened = ExitStack()
-        self._advance = None
-        self._status = ""
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        self._advance = self._opened.enter_context(progress_bar(self.description, state.max_steps))
-
-    def on_step_end(self, args, state, control, **kwargs):
-        self._advance(self._status)
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if logs and "loss" in logs:
-            self._status = f"step {state.global_step}, loss {logs['loss']:.3f}"
-            self._advance(self._status, done=0)
-
-    def close(self) -> None:
-        """End the bar, also where training raised (the Trainer then calls no on_train_end)."""
-        self._opened.close()
 
 
 class _LabelledPositionsTrainer(Trainer):
@@ -139,11 +103,15 @@ def train_sft(
     trainer_dir = output_dir.with_name(output_dir.name + ".trainer")
     trainer = _LabelledPositionsTrainer(
         model=policy.model,
-        args=_training_arguments(settings, trainer_dir),
+        args=training_arguments(
+            settings,
+            trainer_dir,
+            train_sampling_strategy="group_by_length" if settings.group_by_length else "random",
+        ),
         train_dataset=[{"input_ids": e.input_ids, "labels": e.labels} for e in usable],
         data_collator=DataCollatorForSeq2Seq(policy.tokenizer, label_pad_token_id=IGNORE_INDEX),
         processing_class=policy.tokenizer,
-        callbacks=[_LogLastStep(), bar := _ProgressBar(description)],
+        callbacks=[LogLastStep(), bar := ProgressBar(description)],
     )
     # Without its tqdm bar the Trainer prints every log entry as a dict (hundreds of lines in a run's
     # log); the bar shows the loss, the result holds them all, and TensorBoard with report_to.
@@ -173,41 +141,4 @@ def train_sft(
         truncated_tokens=sum(e.num_truncated_tokens for e in encoded),
         train_seconds=train_seconds,
         wall_seconds=time.perf_counter() - began,
-    )
-
-
-def _log_targets(report_to: str) -> list[str]:
-    targets = [t.strip() for t in report_to.split(",") if t.strip() and t.strip() != "none"]
-    for target in ("tensorboard", "wandb"):  # each logger's package has its name
-        if target in targets and importlib.util.find_spec(target) is None:
-            raise UserError(f"sft.report_to {target}: the {target} package is not installed (pip install {target})")
-    return targets
-
-
-def _training_arguments(settings: SFTSettings, trainer_dir: Path) -> TrainingArguments:
-    bf16 = settings.bf16
-    if bf16 is None:
-        bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    return TrainingArguments(
-        output_dir=str(trainer_dir),
-        num_train_epochs=settings.epochs,
-        per_device_train_batch_size=settings.batch_size,
-        gradient_accumulation_steps=settings.gradient_accumulation,
-        learning_rate=settings.learning_rate,
-        warmup_steps=settings.warmup_ratio,  # a value below 1 is a share of the steps
-        weight_decay=settings.weight_decay,
-        lr_scheduler_type=settings.lr_scheduler,
-        max_grad_norm=settings.max_grad_norm,
-        seed=settings.seed,
-        data_seed=settings.seed,
-        bf16=bf16,
-        logging_steps=settings.logging_steps,
-        logging_first_step=True,
-        save_strategy="no",
-        report_to=_log_targets(settings.report_to),
-        train_sampling_strategy="group_by_length" if settings.group_by_length else "random",
-        disable_tqdm=True,  # _ProgressBar shows the steps
-        dataloader_pin_memory=torch.cuda.is_available(),
-        # Where load_policy places models (the GPU, else the CPU), also for bf16: true on a CPU.
-        use_cpu=not torch.cuda.is_available(),
     )

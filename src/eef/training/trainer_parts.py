@@ -1,0 +1,92 @@
+"""What SFT and DPO share on the transformers Trainer: the arguments built from our settings, the last
+step always logged, and the progress bar."""
+
+from __future__ import annotations
+
+import importlib.util
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import TrainerCallback, TrainingArguments
+
+from eef.config import DPOSettings, SFTSettings
+from eef.console import progress_bar
+from eef.errors import UserError
+
+
+class LogLastStep(TrainerCallback):
+    """The Trainer logs every ``logging_steps``; log the last step too so the final loss is always known."""
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step >= state.max_steps:
+            control.should_log = True
+        return control
+
+
+class ProgressBar(TrainerCallback):
+    """Steps done / total, the latest training loss and the time left, on the bar the other stages show
+    (stderr; hidden in quiet mode). It replaces the Trainer's own tqdm bar and printed log dicts."""
+
+    def __init__(self, description: str) -> None:
+        self.description = description
+        self._opened = ExitStack()
+        self._advance = None
+        self._status = ""
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._advance = self._opened.enter_context(progress_bar(self.description, state.max_steps))
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self._advance(self._status)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and "loss" in logs:
+            self._status = f"step {state.global_step}, loss {logs['loss']:.3f}"
+            self._advance(self._status, done=0)
+
+    def close(self) -> None:
+        """End the bar, also where training raised (the Trainer then calls no on_train_end)."""
+        self._opened.close()
+
+
+def log_targets(report_to: str) -> list[str]:
+    """``report_to`` ("tensorboard", "wandb", "none", or several joined by commas) as the Trainer takes it;
+    a logger that is not installed is a UserError."""
+    targets = [t.strip() for t in report_to.split(",") if t.strip() and t.strip() != "none"]
+    for target in ("tensorboard", "wandb"):  # each logger's package has its name
+        if target in targets and importlib.util.find_spec(target) is None:
+            raise UserError(f"report_to {target}: the {target} package is not installed (pip install {target})")
+    return targets
+
+
+def training_arguments(settings: SFTSettings | DPOSettings, trainer_dir: Path, **extra: Any) -> TrainingArguments:
+    """The Trainer's arguments from ``settings``, for one process on the GPU where there is one, else the
+    CPU; ``extra`` adds arguments one kind of training needs."""
+    bf16 = settings.bf16
+    if bf16 is None:
+        bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    return TrainingArguments(
+        output_dir=str(trainer_dir),
+        num_train_epochs=settings.epochs,
+        per_device_train_batch_size=settings.batch_size,
+        gradient_accumulation_steps=settings.gradient_accumulation,
+        learning_rate=settings.learning_rate,
+        warmup_steps=settings.warmup_ratio,  # a value below 1 is a share of the steps
+        weight_decay=settings.weight_decay,
+        lr_scheduler_type=settings.lr_scheduler,
+        max_grad_norm=settings.max_grad_norm,
+        seed=settings.seed,
+        data_seed=settings.seed,
+        bf16=bf16,
+        logging_steps=settings.logging_steps,
+        logging_first_step=True,
+        save_strategy="no",
+        report_to=log_targets(settings.report_to),
+        disable_tqdm=True,  # ProgressBar shows the steps
+        dataloader_pin_memory=torch.cuda.is_available(),
+        # Where load_policy places models (the GPU, else the CPU), also for bf16: true on a CPU.
+        use_cpu=not torch.cuda.is_available(),
+        **extra,
+    )
