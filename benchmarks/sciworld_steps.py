@@ -41,12 +41,24 @@ class _LookAround:
         pass
 
 
+class _NoPrompts:
+    """The engine's prompt encoder without a tokenizer: one token per prompt (only environments are timed)."""
+
+    def __init__(self, tokenizer: None) -> None:
+        pass
+
+    def encode(self, conversations, keys) -> list[list[int]]:
+        return [[0]] * len(conversations)
+
+    def forget(self, key: str) -> None:
+        pass
+
+
 def rollout_stepping(episodes: int = 4, turns: int = 12) -> None:
     import eef.rollout
 
-    encode_prompts = eef.rollout.encode_prompts
-    # No tokenizer: only environments are timed.
-    eef.rollout.encode_prompts = lambda tokenizer, conversations: [[0]] * len(conversations)
+    prompt_encoder = eef.rollout.PromptEncoder
+    eef.rollout.PromptEncoder = _NoPrompts
     suite = SciWorldSuite(max_envs=episodes)
     starts = [EpisodeStart(task) for task in suite.tasks("dev")[:episodes]]
     rollout, sampling = RolloutConfig(batch_size=episodes, overlap_steps=False), SamplingConfig(max_new_tokens=64)
@@ -59,7 +71,7 @@ def rollout_stepping(episodes: int = 4, turns: int = 12) -> None:
             seconds[concurrent] = time.perf_counter() - started
     finally:
         suite.close()
-        eef.rollout.encode_prompts = encode_prompts
+        eef.rollout.PromptEncoder = prompt_encoder
     steps = episodes * turns
     print(
         f"rollout stepping, {episodes} episodes x {turns} steps: {steps / seconds[False]:.1f} steps/s one after "

@@ -86,3 +86,21 @@ def test_token_choice_benchmark_finds_argmaxs_indices():
     output = run_script("token_choice.py", "--rows", "1,5", "--vocabulary", "300", "--repeats", "2")
     rows = [line for line in output.splitlines() if line.rstrip().endswith(("same", "DIFFERENT"))]
     assert len(rows) == 2 and all(line.endswith("same") for line in rows), output
+
+
+def _sciworld_unavailable() -> str | None:
+    from eef.envs.sciworld.java import unavailable_reason
+
+    return unavailable_reason()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_sciworld_unavailable() is not None, reason=str(_sciworld_unavailable()))
+def test_sciworld_step_benchmark_runs_the_engine_with_its_stand_ins():
+    """The benchmark swaps the model and the prompt encoder for stand-ins: they must still fit the engine."""
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import sciworld_steps
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    sciworld_steps.rollout_stepping(episodes=2, turns=2)
