@@ -2,6 +2,7 @@
 two workers writes exactly the data of the same run in one process, also when a worker dies holding a chunk."""
 
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,15 +21,17 @@ def cluster() -> str:
     ray.shutdown()
 
 
-def run_on_workers(out: Path, address: str, env: dict[str, str]) -> None:
-    command = small_run_command(out, "--set", f"cluster.address={address}", "--set", "cluster.workers=2")
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, result.stderr[-3000:]
+def run_on_workers(out: Path, address: str, env: dict[str, str], *settings: str) -> subprocess.CompletedProcess:
+    extra = [
+        arg for setting in (f"cluster.address={address}", "cluster.workers=2", *settings) for arg in ("--set", setting)
+    ]
+    return subprocess.run(small_run_command(out, *extra), env=env, capture_output=True, text=True, timeout=900)
 
 
 @pytest.mark.slow
 def test_two_workers_write_the_data_of_the_run_in_one_process(tmp_path: Path, small_run: Path, cluster: str):
-    run_on_workers(tmp_path / "run", cluster, quiet_env())
+    result = run_on_workers(tmp_path / "run", cluster, quiet_env())
+    assert result.returncode == 0, result.stderr[-3000:]
     assert_same_data(tmp_path / "run", small_run)
 
 
@@ -37,6 +40,34 @@ def test_a_worker_that_dies_holding_a_chunk_is_replaced_and_its_chunk_rerun(
     tmp_path: Path, small_run: Path, cluster: str
 ):
     exited = tmp_path / "a-worker-exited"  # the first worker to take a chunk creates it and exits
-    run_on_workers(tmp_path / "run", cluster, {**quiet_env(), EXIT_ONCE_VARIABLE: str(exited)})
+    result = run_on_workers(tmp_path / "run", cluster, {**quiet_env(), EXIT_ONCE_VARIABLE: str(exited)})
+    assert result.returncode == 0, result.stderr[-3000:]
     assert exited.is_file()
     assert_same_data(tmp_path / "run", small_run)
+
+
+@pytest.mark.slow
+def test_a_worker_that_dies_past_its_restarts_stops_the_run_and_a_resume_finishes_it(
+    tmp_path: Path, small_run: Path, cluster: str
+):
+    exited, run = tmp_path / "a-worker-exited", tmp_path / "run"
+    env = {**quiet_env(), EXIT_ONCE_VARIABLE: str(exited)}
+    stopped = run_on_workers(run, cluster, env, "cluster.worker_restarts=0")
+    assert stopped.returncode == 1, stopped.stderr[-3000:]
+    assert "a rollout worker died more often than cluster.worker_restarts allows" in stopped.stderr
+    assert exited.is_file()
+    resume = [sys.executable, "-m", "eef", "run", "--resume", str(run)]  # its config: 2 workers on the cluster
+    resumed = subprocess.run(resume, env=env, capture_output=True, text=True, timeout=900)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert_same_data(run, small_run)
+
+
+def test_workers_that_do_not_fit_the_cluster_are_a_user_error(cluster: str):
+    code = (
+        "from eef.cluster import RolloutPool\nfrom eef.config import ClusterConfig, EnvConfig, RolloutConfig\n"
+        f"RolloutPool(ClusterConfig(address={cluster!r}, workers=3), EnvConfig(), RolloutConfig(), 'auto')"
+    )
+    result = subprocess.run([sys.executable, "-c", code], env=quiet_env(), capture_output=True, text=True, timeout=120)
+    assert "UserError: cluster.workers=3 with cluster.cpus_per_worker=1.0 needs 3 CPUs, the Ray cluster has 2" in (
+        result.stderr
+    )
