@@ -54,7 +54,8 @@ def test_a_worker_that_dies_past_its_restarts_stops_the_run_and_a_resume_finishe
     env = {**quiet_env(), EXIT_ONCE_VARIABLE: str(exited)}
     stopped = run_on_workers(run, cluster, env, "cluster.worker_restarts=0")
     assert stopped.returncode == 1, stopped.stderr[-3000:]
-    assert "a rollout worker died more often than cluster.worker_restarts allows" in stopped.stderr
+    [line] = stopped.stderr.strip().splitlines()
+    assert line.startswith("eef: error: a rollout worker died more often than cluster.worker_restarts allows"), line
     assert exited.is_file()
     resume = [sys.executable, "-m", "eef", "run", "--resume", str(run)]  # its config: 2 workers on the cluster
     resumed = subprocess.run(resume, env=env, capture_output=True, text=True, timeout=900)

@@ -14,6 +14,7 @@ written twice. Ray is imported only here, and only when a pool starts.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections import deque
 from collections.abc import Iterator
@@ -110,7 +111,13 @@ class RolloutPool:
         runtime_env = {"env_vars": {key: value for key, value in os.environ.items() if key.startswith("EEF_")}}
         address = cluster.address or "local"  # local: a new Ray instance on this machine, stopped by close()
         try:
-            ray.init(address=address, include_dashboard=False, log_to_driver=False, runtime_env=runtime_env)
+            ray.init(
+                address=address,
+                include_dashboard=False,
+                log_to_driver=False,
+                runtime_env=runtime_env,
+                logging_level=logging.ERROR,  # stderr keeps to eef's progress and one-line errors
+            )
         except ConnectionError as err:
             raise UserError(f"cluster.address {address}: no Ray cluster there ({err})") from None
         self._check_room(cluster)
