@@ -118,8 +118,10 @@ class RolloutPool:
                 runtime_env=runtime_env,
                 logging_level=logging.ERROR,  # stderr keeps to eef's progress and one-line errors
             )
-        except ConnectionError as err:
-            raise UserError(f"cluster.address {address}: no Ray cluster there ({err})") from None
+        except ConnectionError:  # address auto where no `ray start` cluster runs
+            raise UserError(
+                f"cluster.address {address}: no Ray cluster found; start one (`ray start --head`) or give HOST:PORT"
+            ) from None
         self._check_room(cluster)
         actor = ray.remote(
             num_cpus=cluster.cpus_per_worker,
