@@ -16,7 +16,7 @@ ray = pytest.importorskip("ray")
 @pytest.fixture(scope="module")
 def cluster() -> str:
     """A local Ray cluster for this module's runs; its address (HOST:PORT of its head)."""
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)  # a new one, always
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
 
@@ -72,3 +72,18 @@ def test_workers_that_do_not_fit_the_cluster_are_a_user_error(cluster: str):
     assert "UserError: cluster.workers=3 with cluster.cpus_per_worker=1.0 needs 3 CPUs, the Ray cluster has 2" in (
         result.stderr
     )
+
+
+def test_a_worker_that_cannot_start_is_a_user_error_that_says_why(cluster: str):
+    # The run's process checks its environment before any work; a worker checks it again on its node.
+    code = (
+        "from pathlib import Path\nfrom eef.cluster import RolloutPool\n"
+        "from eef.config import ClusterConfig, EnvConfig, RolloutConfig, SamplingConfig\n"
+        f"settings = ClusterConfig(address={cluster!r}, workers=1, worker_restarts=0)\n"
+        "pool = RolloutPool(settings, EnvConfig(name='no-such-env'), RolloutConfig(), 'auto')\n"
+        "next(pool.roll_out(Path('checkpoint'), SamplingConfig(), 'policy:x', {0: []}, {0: 0}))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], env=quiet_env(), capture_output=True, text=True, timeout=120)
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("eef.errors.UserError: a rollout worker could not start: eef.errors.UserError: "), last
+    assert "no-such-env" in last

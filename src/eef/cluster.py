@@ -172,6 +172,9 @@ class RolloutPool:
             try:
                 records = ray.get(finished)
             except ray.exceptions.RayActorError as err:
+                if err.actor_init_failed:  # e.g. eef, or what the environment needs, is not installed on its node
+                    cause = str(err).strip().splitlines()[-1]
+                    raise UserError(f"a rollout worker could not start: {cause} (docs/scale-out.md)") from None
                 raise IncompleteError(
                     f"a rollout worker died more often than cluster.worker_restarts allows ({err.__class__.__name__}):"
                     " the chunks done are kept; `eef run --resume RUN_DIR` continues"
