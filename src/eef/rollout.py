@@ -61,6 +61,14 @@ class _Episode:
     termination: Termination | None = None
 
 
+def episodes_in_flight(suite: Suite, rollout: RolloutConfig) -> int:
+    """How many episodes :meth:`RolloutEngine.run` advances together: the batch, or fewer where the suite
+    can hold only so many environments at once."""
+    if suite.max_concurrent_envs is None:
+        return rollout.batch_size
+    return min(rollout.batch_size, suite.max_concurrent_envs)
+
+
 class RolloutEngine:
     """Runs episodes of one suite with one policy, in batches and limits as ``rollout`` says, each turn
     sampled as ``sampling`` says (a run's ``rollout.explore`` or ``rollout.evaluate``); ``origin`` tags the
@@ -98,9 +106,7 @@ class RolloutEngine:
         the batch size, the other starts or the engine (given the same logits).
         ``on_done`` sees each trajectory as soon as its episode ends (for progress and logs)."""
         results: dict[str, Trajectory] = {}
-        in_flight = self.rollout.batch_size
-        if self.suite.max_concurrent_envs is not None:
-            in_flight = min(in_flight, self.suite.max_concurrent_envs)
+        in_flight = episodes_in_flight(self.suite, self.rollout)
         for chunk_begin in range(0, len(starts), in_flight):
             chunk = starts[chunk_begin : chunk_begin + in_flight]
             for trajectory in self._run_chunk(chunk, seed):

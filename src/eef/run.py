@@ -17,11 +17,12 @@ from typing import Any
 import yaml
 
 from eef import console
+from eef.cluster import RolloutPool, check_ray_available
 from eef.config import MethodConfig, RunConfig, SamplingConfig, SFTSettings, load_config
 from eef.envs.base import Suite
 from eef.envs.registry import get_suite
 from eef.errors import UserError
-from eef.evaluate import evaluate, save_evaluation
+from eef.evaluate import Evaluation, evaluate, evaluation_of, save_evaluation
 from eef.experts.collect import collect_to_file, raise_if_incomplete
 from eef.layout import RunLayout
 from eef.methods.eto import build_pairs, read_pairs, write_pairs
@@ -36,11 +37,11 @@ from eef.methods.exploration import (
 from eef.methods.solutions import PositiveRepository
 from eef.metrics import MetricsLog
 from eef.policy.engine import TurnGenerator
-from eef.policy.generators import make_generator
-from eef.policy.models import Policy, load_policy, load_tokenizer, save_policy, training_dtype
+from eef.policy.generators import load_generator
+from eef.policy.models import load_policy, save_policy, training_dtype
 from eef.policy.tiny import environment_text
-from eef.policy.vllm_generator import VLLMGenerator, check_vllm_available
-from eef.rollout import RolloutEngine
+from eef.policy.vllm_generator import check_vllm_available
+from eef.rollout import RolloutEngine, episodes_in_flight
 from eef.storage import append_jsonl, atomic_write_text, read_jsonl, whole_chunks, write_json, write_jsonl
 from eef.training.dpo import train_dpo
 from eef.training.sft import train_sft
@@ -73,6 +74,9 @@ class Run:
         self.metrics = MetricsLog(self.layout.metrics)
         if config.rollout.engine == "vllm":  # fail now, not after the expert data and SFT
             check_vllm_available()
+        if config.cluster.workers:
+            check_ray_available()
+        self._pool: RolloutPool | None = None  # the Ray workers, started when rollouts first need them
 
     # ---- creating and resuming -------------------------------------------------------------
 
@@ -105,6 +109,14 @@ class Run:
     # ---- the whole run ---------------------------------------------------------------------
 
     def execute(self) -> dict[str, Any]:
+        try:
+            return self._execute()
+        finally:
+            if self._pool is not None:
+                self._pool.close()
+                self._pool = None
+
+    def _execute(self) -> dict[str, Any]:
         experts = {name: self._expert_data(name) for name in self.config.experts}
         primary = experts[self.config.experts[0]]
         expert_successes = [t for t in primary if t.success]
@@ -195,18 +207,12 @@ class Run:
         return checkpoint
 
     def _generator(self, checkpoint: Path) -> TurnGenerator:
-        rollout = self.config.rollout
-        if rollout.engine == "vllm":
-            tokenizer = load_tokenizer(str(checkpoint))
-            return VLLMGenerator(str(checkpoint), tokenizer, self.config.model.dtype, rollout.vllm_gpu_memory)
-        policy: Policy = load_policy(str(checkpoint), dtype=self.config.model.dtype)
-        return make_generator(
-            policy.model,
-            policy.tokenizer,
-            prefix_reuse=rollout.prefix_reuse,
-            draft_tokens=rollout.draft_tokens,
-            draft_rows=rollout.draft_rows,
-        )
+        return load_generator(checkpoint, self.config.model.dtype, self.config.rollout)
+
+    def _workers(self) -> RolloutPool:
+        if self._pool is None:
+            self._pool = RolloutPool(self.config.cluster, self.config.env, self.config.rollout, self.config.model.dtype)
+        return self._pool
 
     def _evaluate_checkpoint(self, key: str, checkpoint: Path) -> None:
         generator = None
@@ -214,17 +220,20 @@ class Run:
             directory = self.layout.evaluation(key, split)
             if self.layout.evaluation_results(key, split).is_file():
                 continue
-            generator = generator or self._generator(checkpoint)
-            evaluation = evaluate(
-                generator,
-                self.suite,
-                split,
-                self.config.rollout,
-                self.config.rollout.evaluate,
-                origin=f"policy:{key}",
-                seed=self.config.seed,
-                limit=len(tasks),
-            )
+            if self.config.cluster.workers:
+                evaluation = self._evaluate_on_workers(key, checkpoint, split, tasks)
+            else:
+                generator = generator or self._generator(checkpoint)
+                evaluation = evaluate(
+                    generator,
+                    self.suite,
+                    split,
+                    self.config.rollout,
+                    self.config.rollout.evaluate,
+                    origin=f"policy:{key}",
+                    seed=self.config.seed,
+                    limit=len(tasks),
+                )
             save_evaluation(evaluation, directory, {"checkpoint": str(checkpoint), "split": split})
             self.metrics.log(
                 f"{key}/eval-{split}",
@@ -235,6 +244,28 @@ class Run:
                 generated_tokens=evaluation.generated_tokens,
                 wall_time_s=evaluation.wall_time_s,
             )
+
+    def _evaluate_on_workers(self, key: str, checkpoint: Path, split: str, tasks: list[Task]) -> Evaluation:
+        """:func:`eef.evaluate.evaluate` on the Ray workers: the tasks in the batches the run's own process
+        would roll out together, each with the run's seed (an episode's sampling depends only on the seed and
+        its start), so the trajectories are the same."""
+        size = episodes_in_flight(self.suite, self.config.rollout)
+        starts = [EpisodeStart(task) for task in tasks]
+        chunks = {index: starts[begin : begin + size] for index, begin in enumerate(range(0, len(starts), size))}
+        origin = f"policy:{key}"
+        started = time.perf_counter()
+        done: dict[int, list[Trajectory]] = {}
+        with console.progress_bar(f"eval {origin} on {self.suite.name}/{split}", len(starts)) as advance:
+            status = console.EpisodeStatus()
+            seeds = dict.fromkeys(chunks, self.config.seed)
+            for index, produced in self._workers().roll_out(
+                checkpoint, self.config.rollout.evaluate, origin, chunks, seeds
+            ):
+                done[index] = produced
+                for trajectory in produced:
+                    advance(status.add(trajectory))
+        trajectories = [trajectory for index in sorted(done) for trajectory in done[index]]
+        return evaluation_of(trajectories, self.suite, time.perf_counter() - started)
 
     def _iterate(
         self,
@@ -399,27 +430,38 @@ class Run:
         remaining: list[int],
         path: Path,
     ) -> list[Trajectory]:
-        """The ``remaining`` chunks' rollouts, each appended to ``path`` as soon as it is whole."""
-        engine = RolloutEngine(
-            self.suite,
-            self._generator(checkpoint),
-            self.config.rollout,
-            self._exploration_sampling(method),
-            origin=f"policy:{method.name}/iter-{iteration - 1}",
-        )
+        """The ``remaining`` chunks' rollouts, each appended to ``path`` whole, in chunk order: in this process
+        one chunk after another, or on the Ray workers (``cluster.workers``) several at once."""
+        sampling, origin = self._exploration_sampling(method), f"policy:{method.name}/iter-{iteration - 1}"
+        seeds = {index: rollout_seed(self.config.seed, method.name, iteration, index) for index in remaining}
         produced_all: list[Trajectory] = []
         total = sum(len(chunks[c]) for c in remaining)
         with console.progress_bar(f"explore {method.name} iter {iteration}", total) as advance:
             status = console.EpisodeStatus()
-            for index in remaining:
-                produced = engine.run(
-                    chunks[index],
-                    seed=rollout_seed(self.config.seed, method.name, iteration, index),
-                    on_done=lambda t: advance(status.add(t)),
+            if self.config.cluster.workers:
+                rolled_out = self._workers().roll_out(
+                    checkpoint, sampling, origin, {index: chunks[index] for index in remaining}, seeds
                 )
-                produced = [t.model_copy(update={"meta": {**t.meta, "chunk": index}}) for t in produced]
-                append_jsonl(path, produced)
-                produced_all.extend(produced)
+            else:
+                engine = RolloutEngine(self.suite, self._generator(checkpoint), self.config.rollout, sampling, origin)
+                rolled_out = (
+                    (index, engine.run(chunks[index], seed=seeds[index], on_done=lambda t: advance(status.add(t))))
+                    for index in remaining
+                )
+            # Appended in chunk order, so that the file holds its first chunks whole (`eef verify` checks it):
+            # a chunk a worker finishes early waits here for those before it.
+            ready: dict[int, list[Trajectory]] = {}
+            appended = 0  # of the remaining chunks
+            for index, produced in rolled_out:
+                if self.config.cluster.workers:  # a worker's chunk arrives whole
+                    for trajectory in produced:
+                        advance(status.add(trajectory))
+                ready[index] = [t.model_copy(update={"meta": {**t.meta, "chunk": index}}) for t in produced]
+                while appended < len(remaining) and remaining[appended] in ready:
+                    chunk = ready.pop(remaining[appended])
+                    append_jsonl(path, chunk)
+                    produced_all.extend(chunk)
+                    appended += 1
         return produced_all
 
     def _exploration_sampling(self, method: MethodConfig) -> SamplingConfig:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from eef.config import RolloutConfig
 from eef.policy.cached_generator import CachedGenerator
-from eef.policy.engine import HFGenerator
+from eef.policy.engine import HFGenerator, TurnGenerator
+from eef.policy.models import load_policy, load_tokenizer
+from eef.policy.vllm_generator import VLLMGenerator
 
 
 def make_generator(
@@ -16,3 +21,18 @@ def make_generator(
     if prefix_reuse:
         return CachedGenerator(model, tokenizer, **drafting)
     return HFGenerator(model, tokenizer)
+
+
+def load_generator(checkpoint: Path | str, dtype: str, rollout: RolloutConfig) -> TurnGenerator:
+    """The generator of a run's rollouts for ``checkpoint`` (a model folder), as ``rollout`` says: in the run's
+    process, or in each of its Ray workers (``eef.cluster``)."""
+    if rollout.engine == "vllm":
+        return VLLMGenerator(str(checkpoint), load_tokenizer(str(checkpoint)), dtype, rollout.vllm_gpu_memory)
+    policy = load_policy(str(checkpoint), dtype=dtype)
+    return make_generator(
+        policy.model,
+        policy.tokenizer,
+        prefix_reuse=rollout.prefix_reuse,
+        draft_tokens=rollout.draft_tokens,
+        draft_rows=rollout.draft_rows,
+    )
