@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+from tests.policy.test_tokenize import trained_runs
 from transformers import TrainingArguments
 
 from eef.config import DPOSettings
@@ -62,18 +63,6 @@ def tiny(seed: int = 0) -> Policy:
     return load_policy("tiny", tokenizer_texts=TEXTS, seed=seed)
 
 
-def scored_runs(tokenizer, labels: list[int]) -> list[str]:
-    """The decoded stretches of consecutive labelled tokens."""
-    runs, current = [], []
-    for label in [*labels, IGNORE_INDEX]:
-        if label != IGNORE_INDEX:
-            current.append(label)
-        elif current:
-            runs.append(tokenizer.decode(current))
-            current = []
-    return runs
-
-
 def plain_log_prob(model, input_ids: list[int], labels: list[int]) -> float:
     """log p(labelled tokens) from one plain forward pass of the whole model, one sequence, no padding."""
     with torch.no_grad():
@@ -97,7 +86,7 @@ def test_the_scored_tokens_are_exactly_the_agent_turns_of_both_sides():
     encoded = encode_pair(policy.tokenizer, pair, max_length=1024)
     for side, turns in ((encoded.chosen, pair.chosen), (encoded.rejected, pair.rejected)):
         expected = [m.content + "<|end|>" for m in turns if m.role == "assistant"]
-        assert scored_runs(policy.tokenizer, side.labels) == expected
+        assert trained_runs(policy.tokenizer, side.labels) == expected
     # After collation: chosen rows first, then rejected, right-padded without labels.
     other = encode_pair(policy.tokenizer, PAIRS[1], 1024)
     batch = PairCollator(policy.tokenizer.pad_token_id)([_features(encoded), _features(other)])

@@ -20,9 +20,7 @@ means replacing its collator's ``completion_mask``, an internal of its loss, bes
 
 from __future__ import annotations
 
-import sys
 import time
-from contextlib import redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,13 +28,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from pydantic import BaseModel
-from transformers import PreTrainedModel, PreTrainedTokenizerBase, PrinterCallback, Trainer
+from transformers import PreTrainedModel, PreTrainedTokenizerBase, Trainer
 
 from eef.config import DPOSettings
 from eef.errors import UserError
-from eef.policy.models import Policy, save_policy
+from eef.policy.models import Policy
 from eef.policy.tokenize import IGNORE_INDEX, Encoded, encode_messages
-from eef.training.trainer_parts import LogLastStep, ProgressBar, training_arguments
+from eef.training.trainer_parts import LogLastStep, ProgressBar, train_and_save, trainer_folder, training_arguments
 from eef.types import Message, PreferencePair
 
 
@@ -206,40 +204,27 @@ def train_dpo(
         for e in usable
     ]
     collator = PairCollator(policy.tokenizer.pad_token_id)
-    trainer_dir = output_dir.with_name(output_dir.name + ".trainer")
     trainer = _DPOTrainer(
         model=policy.model,
         # The pairs' keys are not arguments of the model's forward: the Trainer must pass them on.
-        args=training_arguments(settings, trainer_dir, remove_unused_columns=False),
+        args=training_arguments(settings, trainer_folder(output_dir), remove_unused_columns=False),
         train_dataset=dataset,
         data_collator=collator,
         callbacks=[LogLastStep(), bar := ProgressBar(description)],
         beta=beta,
     )
-    trainer.remove_callback(PrinterCallback)  # as in SFT: the bar shows the loss, the result holds them all
 
     reference = _score(trainer, collator, dataset, settings.batch_size)
     for features, (chosen, rejected) in zip(dataset, reference, strict=True):
         features["reference_chosen"], features["reference_rejected"] = chosen, rejected
-    train_began = time.perf_counter()
-    with redirect_stdout(sys.stderr):  # anything else the Trainer prints goes to stdout; stdout is for results
-        try:
-            trainer.train()
-        finally:
-            bar.close()
-    train_seconds = time.perf_counter() - train_began
+    trained = train_and_save(trainer, bar, policy, output_dir)
     after = _score(trainer, collator, dataset, settings.batch_size)
-    policy.model.eval()
-    save_policy(policy, output_dir)
-    if trainer_dir.is_dir() and not any(trainer_dir.iterdir()):
-        trainer_dir.rmdir()
 
     rewards = [(c - rc) - (r - rr) for (c, r), (rc, rr) in zip(after, reference, strict=True)]
-    losses = [(entry["step"], entry["loss"]) for entry in trainer.state.log_history if "loss" in entry]
     return DPOResult(
-        losses=losses,
-        final_loss=losses[-1][1],
-        steps=trainer.state.global_step,
+        losses=trained.losses,
+        final_loss=trained.losses[-1][1],
+        steps=trained.steps,
         pairs=len(usable),
         skipped_pairs=len(encoded) - len(usable),
         scored_tokens=sum(e.chosen.num_loss_tokens + e.rejected.num_loss_tokens for e in usable),
@@ -247,7 +232,7 @@ def train_dpo(
         margin_before=sum(c - r for c, r in reference) / len(reference),
         margin_after=sum(c - r for c, r in after) / len(after),
         reward_accuracy=sum(reward > 0 for reward in rewards) / len(rewards),
-        train_seconds=train_seconds,
+        train_seconds=trained.seconds,
         wall_seconds=time.perf_counter() - began,
     )
 

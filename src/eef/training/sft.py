@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-import sys
 import time
-from contextlib import redirect_stdout
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from peft import PeftModel
 from pydantic import BaseModel, computed_field
-from transformers import DataCollatorForSeq2Seq, PrinterCallback, Trainer
+from transformers import DataCollatorForSeq2Seq, Trainer
 
 from eef.config import SFTSettings
 from eef.errors import UserError
 from eef.policy.lora import apply_lora
-from eef.policy.models import Policy, save_policy
+from eef.policy.models import Policy
 from eef.policy.tokenize import IGNORE_INDEX, encode_messages
-from eef.training.trainer_parts import LogLastStep, ProgressBar, training_arguments
+from eef.training.trainer_parts import LogLastStep, ProgressBar, train_and_save, trainer_folder, training_arguments
 from eef.types import Trajectory
 
 
@@ -100,12 +98,11 @@ def train_sft(
             torch.manual_seed(settings.seed)
             policy.model = apply_lora(policy.model, settings.lora)
 
-    trainer_dir = output_dir.with_name(output_dir.name + ".trainer")
     trainer = _LabelledPositionsTrainer(
         model=policy.model,
         args=training_arguments(
             settings,
-            trainer_dir,
+            trainer_folder(output_dir),
             train_sampling_strategy="group_by_length" if settings.group_by_length else "random",
         ),
         train_dataset=[{"input_ids": e.input_ids, "labels": e.labels} for e in usable],
@@ -113,32 +110,16 @@ def train_sft(
         processing_class=policy.tokenizer,
         callbacks=[LogLastStep(), bar := ProgressBar(description)],
     )
-    # Without its tqdm bar the Trainer prints every log entry as a dict (hundreds of lines in a run's
-    # log); the bar shows the loss, the result holds them all, and TensorBoard with report_to.
-    trainer.remove_callback(PrinterCallback)
-    train_began = time.perf_counter()
-    # Anything else the Trainer prints goes to stdout; stdout is for results.
-    with redirect_stdout(sys.stderr):
-        try:
-            trainer.train()
-        finally:
-            bar.close()
-    train_seconds = time.perf_counter() - train_began
-    policy.model.eval()
-    save_policy(policy, output_dir)
-    if trainer_dir.is_dir() and not any(trainer_dir.iterdir()):
-        trainer_dir.rmdir()  # it only holds something with report_to (e.g. tensorboard logs)
-
-    losses = [(entry["step"], entry["loss"]) for entry in trainer.state.log_history if "loss" in entry]
+    trained = train_and_save(trainer, bar, policy, output_dir)
     return SFTResult(
-        losses=losses,
-        final_loss=losses[-1][1],
-        steps=trainer.state.global_step,
+        losses=trained.losses,
+        final_loss=trained.losses[-1][1],
+        steps=trained.steps,
         examples=len(usable),
         skipped_examples=len(encoded) - len(usable),
         loss_tokens=round(settings.epochs * sum(e.num_loss_tokens for e in usable)),
         total_tokens=round(settings.epochs * sum(len(e.input_ids) for e in usable)),
         truncated_tokens=sum(e.num_truncated_tokens for e in encoded),
-        train_seconds=train_seconds,
+        train_seconds=trained.seconds,
         wall_seconds=time.perf_counter() - began,
     )

@@ -1,19 +1,23 @@
 """What SFT and DPO share on the transformers Trainer: the arguments built from our settings, the last
-step always logged, and the progress bar."""
+step always logged, the progress bar, and running a training to its saved checkpoint."""
 
 from __future__ import annotations
 
 import importlib.util
-from contextlib import ExitStack
+import sys
+import time
+from contextlib import ExitStack, redirect_stdout
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import TrainerCallback, TrainingArguments
+from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
 
 from eef.config import DPOSettings, SFTSettings
 from eef.console import progress_bar
 from eef.errors import UserError
+from eef.policy.models import Policy, save_policy
 
 
 class LogLastStep(TrainerCallback):
@@ -90,3 +94,40 @@ def training_arguments(settings: SFTSettings | DPOSettings, trainer_dir: Path, *
         use_cpu=not torch.cuda.is_available(),
         **extra,
     )
+
+
+def trainer_folder(output_dir: Path) -> Path:
+    """Where the Trainer training the checkpoint ``output_dir`` logs (``<output_dir>.trainer``)."""
+    return output_dir.with_name(output_dir.name + ".trainer")
+
+
+@dataclass(frozen=True)
+class Trained:
+    losses: list[tuple[int, float]]  # (step, mean training loss since the previous entry)
+    steps: int
+    seconds: float  # the Trainer's loop
+
+
+def train_and_save(trainer: Trainer, bar: ProgressBar, policy: Policy, output_dir: Path) -> Trained:
+    """Run ``trainer`` (whose model is ``policy.model``), then save ``policy`` to ``output_dir`` in eval mode.
+
+    ``bar`` shows the steps and the loss, and is closed also where training raises. Without its tqdm bar
+    the Trainer prints every log entry as a dict (hundreds of lines in a run's log): that printer is
+    removed, and anything else it prints goes to stderr, since stdout is for results. Its folder
+    (:func:`trainer_folder`) is removed where it holds nothing (it only does with report_to, e.g.
+    TensorBoard logs)."""
+    trainer.remove_callback(PrinterCallback)
+    began = time.perf_counter()
+    with redirect_stdout(sys.stderr):
+        try:
+            trainer.train()
+        finally:
+            bar.close()
+    seconds = time.perf_counter() - began
+    policy.model.eval()
+    save_policy(policy, output_dir)
+    folder = trainer_folder(output_dir)
+    if folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+    losses = [(entry["step"], entry["loss"]) for entry in trainer.state.log_history if "loss" in entry]
+    return Trained(losses=losses, steps=trainer.state.global_step, seconds=seconds)
