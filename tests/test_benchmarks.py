@@ -104,3 +104,16 @@ def test_sciworld_step_benchmark_runs_the_engine_with_its_stand_ins():
     finally:
         sys.path.remove(str(BENCHMARKS))
     sciworld_steps.rollout_stepping(episodes=2, turns=2)
+
+
+@pytest.mark.slow
+def test_ray_benchmark_rolls_out_the_same_trajectories_in_process_and_on_workers(small_run):
+    output = run_script(
+        "ray_rollouts.py",
+        *("--model", str(small_run / "sft" / "checkpoint"), "--episodes", "6", "--chunk-size", "3"),
+        *("--max-new-tokens", "16", "--repeats", "1"),
+    )
+    assert "identical trajectories: yes" in output, output
+    ways = [line.split()[0:4] for line in output.splitlines() if line.startswith(("this process", "Ray,"))]
+    assert len(ways) == 4, output
+    assert re.search(r"overhead per chunk \(1 worker − this process with 1 thread\): -?\d+ ms", output), output

@@ -56,6 +56,7 @@ def test_a_worker_that_dies_past_its_restarts_stops_the_run_and_a_resume_finishe
     assert stopped.returncode == 1, stopped.stderr[-3000:]
     [line] = stopped.stderr.strip().splitlines()
     assert line.startswith("eef: error: a rollout worker died more often than cluster.worker_restarts allows"), line
+    assert line.endswith(f"`eef run --resume {run}` continues"), line
     assert exited.is_file()
     resume = [sys.executable, "-m", "eef", "run", "--resume", str(run)]  # its config: 2 workers on the cluster
     resumed = subprocess.run(resume, env=env, capture_output=True, text=True, timeout=900)
@@ -66,7 +67,7 @@ def test_a_worker_that_dies_past_its_restarts_stops_the_run_and_a_resume_finishe
 def test_workers_that_do_not_fit_the_cluster_are_a_user_error(cluster: str):
     code = (
         "from eef.cluster import RolloutPool\nfrom eef.config import ClusterConfig, EnvConfig, RolloutConfig\n"
-        f"RolloutPool(ClusterConfig(address={cluster!r}, workers=3), EnvConfig(), RolloutConfig(), 'auto')"
+        f"RolloutPool(ClusterConfig(address={cluster!r}, workers=3), EnvConfig(), RolloutConfig(), 'auto', 'run')"
     )
     result = subprocess.run([sys.executable, "-c", code], env=quiet_env(), capture_output=True, text=True, timeout=120)
     assert "UserError: cluster.workers=3 with cluster.cpus_per_worker=1.0 needs 3 CPUs, the Ray cluster has 2" in (
@@ -80,7 +81,7 @@ def test_a_worker_that_cannot_start_is_a_user_error_that_says_why(cluster: str):
         "from pathlib import Path\nfrom eef.cluster import RolloutPool\n"
         "from eef.config import ClusterConfig, EnvConfig, RolloutConfig, SamplingConfig\n"
         f"settings = ClusterConfig(address={cluster!r}, workers=1, worker_restarts=0)\n"
-        "pool = RolloutPool(settings, EnvConfig(name='no-such-env'), RolloutConfig(), 'auto')\n"
+        "pool = RolloutPool(settings, EnvConfig(name='no-such-env'), RolloutConfig(), 'auto', Path('run'))\n"
         "next(pool.roll_out(Path('checkpoint'), SamplingConfig(), 'policy:x', {0: []}, {0: 0}))"
     )
     result = subprocess.run([sys.executable, "-c", code], env=quiet_env(), capture_output=True, text=True, timeout=120)

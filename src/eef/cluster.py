@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,12 +34,23 @@ from eef.types import EpisodeStart, Task, Trajectory
 EXIT_ONCE_VARIABLE = "EEF_TEST_WORKER_EXIT_ONCE"
 
 
-def check_ray_available() -> None:
-    """Raise a user error, before any work is done, when the run asks for Ray workers and Ray is not installed."""
+def check_cluster(cluster: ClusterConfig) -> None:
+    """Raise a user error, before any work is done, when the run asks for Ray workers and Ray is not installed,
+    or names a head node (HOST:PORT) where nothing answers (Ray itself would retry for minutes)."""
     try:
         import ray  # noqa: F401
     except ImportError:
         raise UserError("cluster.workers asks for Ray workers but ray is not installed: pip install ray") from None
+    if cluster.address in (None, "local", "auto"):
+        return
+    host, _, port = cluster.address.rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=10).close()
+    except OSError as err:
+        raise UserError(
+            f"cluster.address {cluster.address}: nothing answers there ({err.strerror or err}); start the head"
+            f" node (`ray start --head --port={port}`) or correct the address"
+        ) from None
 
 
 def start_to_data(start: EpisodeStart) -> dict[str, Any]:
@@ -98,15 +110,31 @@ def _exit_once_for_tests() -> None:
     os._exit(1)
 
 
+def _refused(address: str) -> str:
+    """Why a head node that answers may still turn the run away: a `ray start` cluster (Ray 2.60, as tested) asks
+    for a token, which a driver sends to a HOST:PORT only where RAY_AUTH_MODE=token says so."""
+    if os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
+        return (
+            f"cluster.address {address}: the Ray cluster there did not accept the connection; if it asks for a"
+            " token (as `ray start` clusters do), set RAY_AUTH_MODE=token where eef runs, with the cluster's token"
+            " in ~/.ray/auth_token or RAY_AUTH_TOKEN_PATH (docs/scale-out.md)"
+        )
+    return (
+        f"cluster.address {address}: the Ray cluster there did not accept the connection: check that the token"
+        " in ~/.ray/auth_token or RAY_AUTH_TOKEN_PATH is the cluster's and that both run the same Ray version"
+    )
+
+
 class RolloutPool:
     """``cluster.workers`` Ray actors (:class:`RolloutWorker`), connected to as ``cluster.address`` says;
     :meth:`close` disconnects (and stops a Ray instance this pool started)."""
 
-    def __init__(self, cluster: ClusterConfig, env: EnvConfig, rollout: RolloutConfig, dtype: str):
-        check_ray_available()
+    def __init__(self, cluster: ClusterConfig, env: EnvConfig, rollout: RolloutConfig, dtype: str, run_directory: Path):
+        check_cluster(cluster)
         import ray
 
         self.ray = ray
+        self.run_directory = run_directory
         # The workers see the EEF_ settings of this process (cache and data folders, quiet progress).
         runtime_env = {"env_vars": {key: value for key, value in os.environ.items() if key.startswith("EEF_")}}
         address = cluster.address or "local"  # local: a new Ray instance on this machine, stopped by close()
@@ -118,10 +146,12 @@ class RolloutPool:
                 runtime_env=runtime_env,
                 logging_level=logging.ERROR,  # stderr keeps to eef's progress and one-line errors
             )
-        except ConnectionError:  # address auto where no `ray start` cluster runs
-            raise UserError(
-                f"cluster.address {address}: no Ray cluster found; start one (`ray start --head`) or give HOST:PORT"
-            ) from None
+        except ConnectionError:
+            if address == "auto":  # no `ray start` cluster runs here
+                raise UserError(
+                    f"cluster.address {address}: no Ray cluster found; start one (`ray start --head`) or give HOST:PORT"
+                ) from None
+            raise UserError(_refused(address)) from None
         self._check_room(cluster)
         actor = ray.remote(
             num_cpus=cluster.cpus_per_worker,
@@ -177,7 +207,7 @@ class RolloutPool:
                     raise UserError(f"a rollout worker could not start: {cause} (docs/scale-out.md)") from None
                 raise IncompleteError(
                     f"a rollout worker died more often than cluster.worker_restarts allows ({err.__class__.__name__}):"
-                    " the chunks done are kept; `eef run --resume RUN_DIR` continues"
+                    f" the chunks done are kept; `eef run --resume {self.run_directory}` continues"
                 ) from None
             idle.append(worker)
             yield index, [Trajectory.model_validate(record) for record in records]

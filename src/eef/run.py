@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from eef import console
-from eef.cluster import RolloutPool, check_ray_available
+from eef.cluster import RolloutPool, check_cluster
 from eef.config import MethodConfig, RunConfig, SamplingConfig, SFTSettings, load_config
 from eef.envs.base import Suite
 from eef.envs.registry import get_suite
@@ -74,9 +74,9 @@ class Run:
         self.metrics = MetricsLog(self.layout.metrics)
         if config.rollout.engine == "vllm":  # fail now, not after the expert data and SFT
             check_vllm_available()
-        if config.cluster.workers:
-            check_ray_available()
-        self._pool: RolloutPool | None = None  # the Ray workers, started when rollouts first need them
+        if config.cluster.workers:  # fail now, not after the expert data and SFT
+            check_cluster(config.cluster)
+        self._pool: RolloutPool | None = None  # the Ray workers, started when the run begins
 
     # ---- creating and resuming -------------------------------------------------------------
 
@@ -117,6 +117,8 @@ class Run:
                 self._pool = None
 
     def _execute(self) -> dict[str, Any]:
+        if self.config.cluster.workers:  # a cluster the run cannot use stops it before the expert data and SFT
+            self._workers()
         experts = {name: self._expert_data(name) for name in self.config.experts}
         primary = experts[self.config.experts[0]]
         expert_successes = [t for t in primary if t.success]
@@ -211,7 +213,9 @@ class Run:
 
     def _workers(self) -> RolloutPool:
         if self._pool is None:
-            self._pool = RolloutPool(self.config.cluster, self.config.env, self.config.rollout, self.config.model.dtype)
+            self._pool = RolloutPool(
+                self.config.cluster, self.config.env, self.config.rollout, self.config.model.dtype, self.dir
+            )
         return self._pool
 
     def _evaluate_checkpoint(self, key: str, checkpoint: Path) -> None:
