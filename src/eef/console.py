@@ -18,9 +18,15 @@ from eef.summary import Summary
 if TYPE_CHECKING:
     from eef.types import Trajectory
 
+# Under a launcher of training processes (torchrun, accelerate launch: docs/scale-out.md) every process
+# runs the command; the first one (RANK 0) prints the results and the progress for them all. Each prints
+# the error that stops it: the launcher may end the first before it has printed its own.
+SILENT = os.environ.get("RANK", "0") not in ("", "0")
+
 # Without a fixed file, rich writes to whatever sys.stdout / sys.stderr is at the time (a test's capture too).
-results = Console(soft_wrap=True)
-messages = Console(stderr=True, soft_wrap=True)
+results = Console(soft_wrap=True, quiet=SILENT)
+messages = Console(stderr=True, soft_wrap=True, quiet=SILENT)
+errors = Console(stderr=True, soft_wrap=True)  # the one line of an error that stops the command
 
 
 def quiet() -> bool:
@@ -29,7 +35,8 @@ def quiet() -> bool:
 
 
 def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    if not SILENT:
+        sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 def summary_table(summary: Summary, title: str) -> Table:
