@@ -30,8 +30,9 @@ errors = Console(stderr=True, soft_wrap=True)  # the one line of an error that s
 
 
 def quiet() -> bool:
-    """No live progress bars: set EEF_QUIET=1 (CI logs) or when stderr is not a terminal."""
-    return os.environ.get("EEF_QUIET") == "1" or not sys.stderr.isatty()
+    """No live progress bars: set EEF_QUIET=1 (CI logs), when stderr is not a terminal, or in a process
+    that is not the first of a launcher's."""
+    return SILENT or os.environ.get("EEF_QUIET") == "1" or not sys.stderr.isatty()
 
 
 def print_json(data: Any) -> None:
