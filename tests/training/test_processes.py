@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
+from tests.processes import command_lines, within
 from tests.small_run import quiet_env, small_run_command
 
 from eef.policy.models import load_policy
@@ -127,3 +128,24 @@ def test_processes_draw_the_same_length_grouped_order_whatever_their_global_gene
         orders.append(epochs)
     assert orders[0] == orders[1]
     assert orders[0][0] != orders[0][1]  # each epoch has an order of its own
+
+
+def test_a_killed_eef_leaves_no_training_process_behind(trajectories: Path, tmp_path: Path):
+    """SIGKILL gives `eef train --processes 2` no chance to stop torchrun: the kernel ends torchrun with it, and
+    torchrun its processes, so that no training goes on writing where a resumed run writes."""
+    out = tmp_path / "checkpoint"
+    command = [sys.executable, "-m", "eef", "train", "--processes", "2", "--data", str(trajectories)]
+    parent = subprocess.Popen(
+        [*command, "--out", str(out), "--epochs", "200", "--batch-size", "8"],  # minutes: killed long before
+        env={**quiet_env(), "TMPDIR": str(tmp_path)},  # where the job's folder is: in the trainers' command lines
+        start_new_session=True,  # torchrun stays in it; the trainers start sessions of their own
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    # torchrun and its two processes: the job's folder is in their command lines.
+    trainers = lambda: [line for line in command_lines() if "eef.training" in line and str(tmp_path) in line]  # noqa: E731
+    assert within(120, lambda: len(trainers()) == 3), command_lines(parent.pid)
+    parent.kill()
+    parent.wait()
+    assert within(30, lambda: not trainers() and not command_lines(parent.pid)), trainers() + command_lines(parent.pid)
+    assert not out.exists()

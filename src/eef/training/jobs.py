@@ -5,6 +5,7 @@ job from a file (``python -m eef.training JOB RESULT``); the first writes the re
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tempfile
@@ -17,7 +18,7 @@ from eef.config import DPOSettings, SFTSettings
 from eef.errors import IncompleteError, UserError
 from eef.storage import read_json, read_jsonl, read_trajectories, write_json
 from eef.training.dpo import DPOResult, train_dpo
-from eef.training.processes import is_first_process
+from eef.training.processes import PARENT_VARIABLE, is_first_process
 from eef.training.sft import SFTResult, train_sft
 from eef.types import PreferencePair, Trajectory
 
@@ -77,9 +78,14 @@ def train(job: SFTJob | DPOJob, processes: int = 1) -> SFTResult | DPOResult:
     with tempfile.TemporaryDirectory(prefix="eef-training-") as folder:
         job_file, result_file = Path(folder) / "job.json", Path(folder) / "result.json"
         write_json(job_file, job.model_dump(mode="json"))
-        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
+        # torchrun, which ends with this process (killed, it must not leave a training writing behind it).
+        command = [sys.executable, "-m", "eef.training.launcher", "--standalone", f"--nproc_per_node={processes}"]
         # Their stdout joins stderr: this process's stdout is for its own results (eef train --json).
-        launched = subprocess.run([*command, "-m", "eef.training", str(job_file), str(result_file)], stdout=2)
+        launched = subprocess.run(
+            [*command, "-m", "eef.training", str(job_file), str(result_file)],
+            stdout=2,
+            env={**os.environ, PARENT_VARIABLE: str(os.getpid())},
+        )
         exit_code = launched.returncode
         outcome = read_json(result_file) if result_file.is_file() else {}
     if "user_error" in outcome:

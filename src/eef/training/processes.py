@@ -3,9 +3,15 @@ started, and the rule that keeps the effective batch of one process (docs/scale-
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
+import sys
 
 from eef.errors import UserError
+
+PARENT_VARIABLE = "EEF_TRAINING_PARENT"  # the pid of the process that started a training's processes
+_PR_SET_PDEATHSIG = 1  # prctl(2): the signal this process gets when its parent dies
 
 
 def process_count() -> int:
@@ -27,3 +33,16 @@ def check_batch_split(batch_size: int, processes: int, setting: str) -> None:
             f"{setting} {batch_size} does not split over {processes} training processes: "
             f"make it a multiple of {processes}"
         )
+
+
+def end_with_parent() -> None:
+    """Have Linux send this process SIGTERM when its parent dies, and stop now if it died already (the
+    parent's pid is in EEF_TRAINING_PARENT): a training whose `eef` was killed must not go on writing into
+    a run directory that a resumed run writes to (one writer per run directory). torchrun, on SIGTERM,
+    stops the processes it started. Elsewhere than on Linux this does nothing."""
+    if not sys.platform.startswith("linux"):
+        return
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    parent = os.environ.get(PARENT_VARIABLE)
+    if parent and os.getppid() != int(parent):  # it died before prctl: we were handed to another parent
+        sys.exit(1)
