@@ -85,6 +85,9 @@ def test_exploration_covers_the_first_training_tasks(tmp_path: Path):
         ("cluster.address=nowhere", "cluster.address: Value error, 'nowhere' is not local, auto or HOST:PORT"),
         ("cluster.gpus_per_worker=-1", "cluster.gpus_per_worker"),
         ("cluster.address=auto", "cluster: Value error, address is auto but workers is 0"),
+        ("cluster.train_processes=0", "cluster.train_processes: Input should be greater than or equal to 1"),
+        # The default's SFT batch is 4 sequences, its DPO batch 4 pairs (with an eto method).
+        ("cluster.train_processes=3", "sft.batch_size 4 does not split over cluster.train_processes 3"),
     ],
 )
 def test_bad_cluster_settings_are_user_errors_naming_the_key(setting: str, needle: str):
@@ -96,3 +99,15 @@ def test_cluster_settings_are_read():
     config = load_config(default_config_path(), ["cluster.workers=2", "cluster.address=10.0.0.1:6379"])
     assert (config.cluster.workers, config.cluster.address) == (2, "10.0.0.1:6379")
     assert load_config(default_config_path(), []).cluster.workers == 0  # the default: in this process, no Ray
+
+
+def test_every_training_batch_must_split_over_the_training_processes():
+    assert load_config(default_config_path(), ["cluster.train_processes=2"]).cluster.train_processes == 2
+    assert load_config(default_config_path(), []).cluster.train_processes == 1  # the default: in the run's process
+    with pytest.raises(UserError, match=r"iteration_sft\.batch_size 6 does not split over cluster\.train_processes 4"):
+        load_config(None, ["cluster.train_processes=4", "sft.batch_size=8", "iteration_sft={batch_size: 6}"])
+    eto = "methods=[{name: eto, kind: eto}]"
+    with pytest.raises(UserError, match=r"dpo\.batch_size 2 does not split over cluster\.train_processes 4"):
+        load_config(None, ["cluster.train_processes=4", "sft.batch_size=8", "dpo.batch_size=2", eto])
+    # DPO's batch counts only where a method trains with DPO.
+    load_config(None, ["cluster.train_processes=4", "sft.batch_size=8", "dpo.batch_size=2", "methods=[]"])

@@ -91,6 +91,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
         lora=args.lora,
         dtype=args.dtype,
         seed=args.seed,
+        processes=args.processes,
     )
     if args.json:
         console.print_json(report)
@@ -371,6 +372,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--lora", action="store_true", help="train LoRA adapters (merged into the saved checkpoint)")
     train.add_argument("--dtype", default="auto", help="auto | float32 | bfloat16")
     train.add_argument("--seed", type=_seed, default=0)
+    train.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="train in N processes on this machine (torchrun, DDP), each with its share of every batch "
+        "(docs/scale-out.md)",
+    )
     train.add_argument("--json", action="store_true", help="print the summary as JSON")
     _add_env_options(train)
     train.set_defaults(handler=_cmd_train)
@@ -480,16 +488,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args) or 0
     except UserError as err:
-        console.messages.print(f"eef: error: {err}", markup=False, highlight=False)
+        console.errors.print(f"eef: error: {err}", markup=False, highlight=False)
         return 2
     except IncompleteError as err:  # WriteError included: a file that could not be written
-        console.messages.print(f"eef: error: {err}", markup=False, highlight=False)
+        console.errors.print(f"eef: error: {err}", markup=False, highlight=False)
         return 1
     except OSError as err:
         if err.errno not in WRITE_FAILURES:
             raise
         # A library's own write, in a command that does not say how to retry (see on_write_failure).
-        console.messages.print(f"eef: error: {WriteError.of(err)}", markup=False, highlight=False)
+        console.errors.print(f"eef: error: {WriteError.of(err)}", markup=False, highlight=False)
         return 1
     except KeyboardInterrupt:
         console.messages.print("eef: interrupted", markup=False)

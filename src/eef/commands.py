@@ -112,15 +112,24 @@ def train(
     lora: bool,
     dtype: str,
     seed: int,
+    processes: int,
 ) -> dict[str, Any]:
     """SFT of ``model`` (tiny, smollm2-135m, a Hugging Face folder or id) on the trajectories in ``data``,
     loss on the agent turns, into the checkpoint folder ``out``; ``env``'s text builds the tiny model's
-    tokenizer. ``learning_rate`` None: 2e-3 for tiny, 2e-5 otherwise. Returns the training's figures."""
+    tokenizer. ``learning_rate`` None: 2e-3 for tiny, 2e-5 otherwise. ``processes`` > 1: in that many
+    processes that torchrun starts here, each with its share of every batch of ``batch_size`` (this
+    process may also be one of those a launcher started). Returns the training's figures."""
     from eef.config import LoraSettings, SFTSettings
+    from eef.training.processes import check_batch_split, process_count
+
+    if processes < 1:
+        raise UserError(f"--processes must be positive, got {processes}")
+    if processes > 1 and process_count() > 1:
+        raise UserError(f"--processes {processes}: this eef train is already one of {process_count()} processes")
+    check_batch_split(batch_size, max(processes, process_count()), "--batch-size")  # before torch loads
+
     from eef.envs.registry import get_suite
-    from eef.policy.models import load_policy, training_dtype
-    from eef.policy.tiny import environment_text
-    from eef.training.sft import train_sft
+    from eef.training import jobs
 
     settings = _from_flags(
         SFTSettings,
@@ -132,22 +141,21 @@ def train(
         seed=seed,
         lora=LoraSettings() if lora else None,
     )
-    trajectories = read_trajectories(data)
-    if successes_only:
-        trajectories = [t for t in trajectories if t.success]
-    if not trajectories:
-        raise UserError(f"{data}: no trajectories to train on{' (no successes)' if successes_only else ''}")
-    prepare_output(out, "--out", folder=True)  # before the training, not after it
-    suite = get_suite(env, **env_options)
-    texts = environment_text(suite.instruction, trajectories) if model == "tiny" else None
-    policy = load_policy(
-        model,
-        tokenizer_texts=texts,
-        tokenizer_terms=suite.atomic_terms(),
-        dtype=training_dtype(dtype),
+    job = jobs.SFTJob(
+        model=model,
+        data=data,
+        successes_only=successes_only,
+        settings=settings,
+        out=out,
+        dtype=dtype,
         seed=seed,
+        env=env,
+        env_options=env_options,
     )
-    result = train_sft(policy, trajectories, settings, out)
+    job.trajectories()  # a bad data file fails here, before the model or any process starts
+    prepare_output(out, "--out", folder=True)  # before the training, not after it
+    get_suite(env, **env_options)  # as does an unknown environment or option
+    result = jobs.train(job, processes)
     return {
         "checkpoint": str(out),
         "data": str(data),
@@ -159,6 +167,7 @@ def train(
         "tokens_per_s": round(result.tokens_per_second, 1),
         "wall_time_s": round(result.wall_seconds, 1),
         "seed": seed,
+        "processes": max(processes, process_count()),
     }
 
 

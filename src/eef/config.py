@@ -164,9 +164,11 @@ class RolloutConfig(Strict):
 
 
 class ClusterConfig(Strict):
-    """Where rollouts run (docs/scale-out.md). ``workers`` 0, the default: in this process, without Ray.
-    Otherwise that many Ray actors, each with its own environments and a replica of the policy, take the
-    exploration's and evaluation's chunks; the data are the same whatever the number of workers."""
+    """Where rollouts and training run (docs/scale-out.md). ``workers`` 0, the default: rollouts in this
+    process, without Ray. Otherwise that many Ray actors, each with its own environments and a replica of
+    the policy, take the exploration's and evaluation's chunks; the data are the same whatever the number
+    of workers. ``train_processes``: SFT and DPO in that many processes on this machine (torchrun, DDP),
+    each with its share of every batch, so the effective batch and the steps stay the settings' own."""
 
     # local: a Ray instance this run starts on this machine; auto: the cluster `ray start` started here;
     # HOST:PORT: a cluster's head node. None: local, where workers > 0.
@@ -176,6 +178,7 @@ class ClusterConfig(Strict):
     gpus_per_worker: float = Field(default=0.0, ge=0)
     # A worker that dies is replaced, and the chunk it held rerun, this many times before the run stops.
     worker_restarts: int = Field(default=3, ge=0)
+    train_processes: int = Field(default=1, ge=1)
 
     @field_validator("address")
     @classmethod
@@ -251,7 +254,21 @@ class RunConfig(Strict):
             for expert in method.experts or []:
                 if expert not in self.experts:
                     raise ValueError(f"method {method.name!r} uses expert {expert!r}, not in experts {self.experts}")
+        self._check_batches_split()
         return self
+
+    def _check_batches_split(self) -> None:
+        """Every training's batch splits evenly over cluster.train_processes (each process takes its share)."""
+        processes = self.cluster.train_processes
+        trainings: dict[str, SFTSettings | DPOSettings | None] = {"sft": self.sft, "iteration_sft": self.iteration_sft}
+        if any(method.kind == "eto" for method in self.methods):
+            trainings["dpo"] = self.dpo
+        for key, settings in trainings.items():
+            if settings is not None and settings.batch_size % processes:
+                raise ValueError(
+                    f"{key}.batch_size {settings.batch_size} does not split over cluster.train_processes "
+                    f"{processes}: make it a multiple of {processes}"
+                )
 
 
 def _set(data: dict[str, Any], dotted: str, raw: str) -> None:

@@ -18,18 +18,26 @@ from eef.summary import Summary
 if TYPE_CHECKING:
     from eef.types import Trajectory
 
+# Under a launcher of training processes (torchrun, accelerate launch: docs/scale-out.md) every process
+# runs the command; the first one (RANK 0) prints the results and the progress for them all. Each prints
+# the error that stops it: the launcher may end the first before it has printed its own.
+SILENT = os.environ.get("RANK", "0") not in ("", "0")
+
 # Without a fixed file, rich writes to whatever sys.stdout / sys.stderr is at the time (a test's capture too).
-results = Console(soft_wrap=True)
-messages = Console(stderr=True, soft_wrap=True)
+results = Console(soft_wrap=True, quiet=SILENT)
+messages = Console(stderr=True, soft_wrap=True, quiet=SILENT)
+errors = Console(stderr=True, soft_wrap=True)  # the one line of an error that stops the command
 
 
 def quiet() -> bool:
-    """No live progress bars: set EEF_QUIET=1 (CI logs) or when stderr is not a terminal."""
-    return os.environ.get("EEF_QUIET") == "1" or not sys.stderr.isatty()
+    """No live progress bars: set EEF_QUIET=1 (CI logs), when stderr is not a terminal, or in a process
+    that is not the first of a launcher's."""
+    return SILENT or os.environ.get("EEF_QUIET") == "1" or not sys.stderr.isatty()
 
 
 def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    if not SILENT:
+        sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 def summary_table(summary: Summary, title: str) -> Table:

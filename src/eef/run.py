@@ -38,13 +38,12 @@ from eef.methods.solutions import PositiveRepository
 from eef.metrics import MetricsLog
 from eef.policy.engine import TurnGenerator
 from eef.policy.generators import load_generator
-from eef.policy.models import load_policy, save_policy, training_dtype
+from eef.policy.models import load_policy, save_policy
 from eef.policy.tiny import environment_text
 from eef.policy.vllm_generator import check_vllm_available
 from eef.rollout import RolloutEngine, episodes_in_flight
 from eef.storage import append_jsonl, atomic_write_text, read_jsonl, whole_chunks, write_json, write_jsonl
-from eef.training.dpo import train_dpo
-from eef.training.sft import train_sft
+from eef.training.jobs import DPOJob, SFTJob, train
 from eef.types import EpisodeStart, PreferencePair, Task, Trajectory
 from eef.verify import refuse_if_broken
 
@@ -123,7 +122,8 @@ class Run:
         primary = experts[self.config.experts[0]]
         expert_successes = [t for t in primary if t.success]
         base = self._base_model(experts)
-        sft_checkpoint = self._sft("sft", base, expert_successes, self.config.sft)
+        primary_file = self.layout.expert_data(self.config.experts[0], "train")
+        sft_checkpoint = self._sft("sft", base, primary_file, self.config.sft, successes_only=True)
         self._evaluate_checkpoint("sft", sft_checkpoint)
         for method in self.config.methods:
             if method.kind == "eto":
@@ -190,12 +190,22 @@ class Run:
             save_policy(policy, folder)
         return str(folder)
 
-    def _sft(self, key: str, start_from: str, data: list[Trajectory], settings: SFTSettings) -> Path:
+    def _sft(self, key: str, start_from: str, data: Path, settings: SFTSettings, successes_only: bool = False) -> Path:
+        """The checkpoint of SFT from ``start_from`` on the trajectories in ``data`` (its successes only with
+        ``successes_only``), trained in ``cluster.train_processes`` processes."""
         checkpoint = self.layout.checkpoint(key)
         if not (checkpoint / "config.json").is_file():
-            policy = load_policy(start_from, dtype=training_dtype(self.config.model.dtype), seed=self.config.seed)
-            settings = settings.model_copy(update={"seed": self.config.seed})
-            result = train_sft(policy, data, settings, checkpoint, description=f"train {key}")
+            job = SFTJob(
+                model=start_from,
+                data=data,
+                successes_only=successes_only,
+                settings=settings.model_copy(update={"seed": self.config.seed}),
+                out=checkpoint,
+                description=f"train {key}",
+                dtype=self.config.model.dtype,
+                seed=self.config.seed,
+            )
+            result = train(job, self.config.cluster.train_processes)
             self.metrics.log(
                 f"{key}/train",
                 stage="train",
@@ -286,13 +296,13 @@ class Run:
         for iteration in range(1, self.config.iterations + 1):
             rollouts = self._explore(method, iteration, checkpoint, failures)
             repository.add(rollouts)
-            training_data = self._training_set(method, iteration, rollouts, expert_successes, failures, repository)
+            training_set = self._training_set(method, iteration, rollouts, expert_successes, failures, repository)
             key = self.layout.iteration_key(method.name, iteration)
             if method.retrain_from_base:
-                checkpoint = self._sft(key, base, training_data, self.config.sft)
+                checkpoint = self._sft(key, base, training_set, self.config.sft)
             else:
                 settings = self.config.iteration_sft or self.config.sft
-                checkpoint = self._sft(key, str(checkpoint), training_data, settings)
+                checkpoint = self._sft(key, str(checkpoint), training_set, settings)
             self._evaluate_checkpoint(key, checkpoint)
 
     def _iterate_eto(self, method: MethodConfig, sft_checkpoint: Path, expert_successes: list[Trajectory]) -> None:
@@ -306,7 +316,7 @@ class Run:
             key = self.layout.iteration_key(method.name, iteration)
             if pairs:
                 beta = method.beta if iteration == 1 else method.later_beta
-                checkpoint = self._dpo(key, checkpoint, pairs, beta)
+                checkpoint = self._dpo(key, checkpoint, self.layout.pairs(method.name, iteration), beta)
             self._evaluate_checkpoint(key, checkpoint)
 
     def _pairs(
@@ -329,12 +339,21 @@ class Run:
             )
         return read_pairs(path)
 
-    def _dpo(self, key: str, start_from: Path, pairs: list[PreferencePair], beta: float) -> Path:
+    def _dpo(self, key: str, start_from: Path, pairs: Path, beta: float) -> Path:
+        """The checkpoint of DPO from ``start_from`` on the preference pairs in ``pairs``, trained in
+        ``cluster.train_processes`` processes."""
         checkpoint = self.layout.checkpoint(key)
         if not (checkpoint / "config.json").is_file():
-            policy = load_policy(str(start_from), dtype=training_dtype(self.config.model.dtype), seed=self.config.seed)
-            settings = self.config.dpo.model_copy(update={"seed": self.config.seed})
-            result = train_dpo(policy, pairs, settings, beta, checkpoint, description=f"train {key}")
+            job = DPOJob(
+                model=str(start_from),
+                pairs=pairs,
+                settings=self.config.dpo.model_copy(update={"seed": self.config.seed}),
+                beta=beta,
+                out=checkpoint,
+                description=f"train {key}",
+                dtype=self.config.model.dtype,
+            )
+            result = train(job, self.config.cluster.train_processes)
             self.metrics.log(
                 f"{key}/train",
                 stage="train",
@@ -357,8 +376,8 @@ class Run:
         expert_successes: list[Trajectory],
         failures: list[Trajectory],
         repository: PositiveRepository,
-    ) -> list[Trajectory]:
-        """D_i (train.jsonl) and what it is made of (build.json, written last: the stage's done marker)."""
+    ) -> Path:
+        """D_i's file (train.jsonl) and what it is made of (build.json, written last: the stage's done marker)."""
         path = self.layout.training_set(method.name, iteration)
         if not self.layout.build(method.name, iteration).is_file():
             training = build_training_set(
@@ -386,7 +405,7 @@ class Run:
                     "success_by_start_and_level": by_start,
                 },
             )
-        return read_jsonl(path, Trajectory)
+        return path
 
     def _explore(
         self, method: MethodConfig, iteration: int, checkpoint: Path, failures: list[Trajectory]

@@ -150,8 +150,8 @@ def test_loss_at_labelled_positions_equals_the_models_own_loss(tmp_path, padding
 
 
 def test_bf16_training_computes_the_decoder_in_bf16(tmp_path):
-    """Mixed precision reaches the layers although the loss calls the decoder directly (accelerate's
-    autocast wraps only model.forward); float32 weights stay the master copy."""
+    """Mixed precision reaches the layers, which the loss reaches through model.forward (all that
+    accelerate's autocast wraps); float32 weights stay the master copy."""
     policy = tiny()
     seen = []
     layer = policy.model.get_decoder().layers[0].mlp.down_proj

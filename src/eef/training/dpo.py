@@ -28,7 +28,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from pydantic import BaseModel
-from transformers import PreTrainedModel, PreTrainedTokenizerBase, Trainer
+from transformers import PreTrainedTokenizerBase, Trainer
 
 from eef.config import DPOSettings
 from eef.errors import UserError
@@ -96,17 +96,17 @@ def dpo_loss(
     return -F.logsigmoid(beta * ((policy_chosen - reference_chosen) - (policy_rejected - reference_rejected)))
 
 
-def summed_log_probs(model: PreTrainedModel, input_ids: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def summed_log_probs(model: torch.nn.Module, input_ids: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Each row's log probability of its labelled tokens (labels equal the ids there, -100 elsewhere), summed.
 
     Rows must be right-padded: attention then runs causally without a mask, since a real token never
     sees the padding after it. As in SFT (``_LabelledPositionsTrainer``), the vocabulary projection runs
-    only where a label is: agent turns are a small share of a trajectory's tokens.
+    only where a label is (agent turns are a small share of a trajectory's tokens), inside the forward
+    of ``model``: the Trainer's wrapped model in training (mixed precision, DDP's gradient averaging).
     """
     targets = labels[:, 1:]
     labelled = targets != IGNORE_INDEX
-    hidden = model.get_decoder()(input_ids=input_ids).last_hidden_state
-    logits = model.get_output_embeddings()(hidden[:, :-1][labelled]).float()
+    logits = model(input_ids=input_ids, logits_to_keep=F.pad(labelled, (0, 1))).logits.float()
     token_log_probs = -F.cross_entropy(logits, targets[labelled], reduction="none")
     rows = labelled.nonzero()[:, 0]  # each labelled position's row, in the order of the boolean indexing above
     return torch.zeros(len(input_ids), device=token_log_probs.device).index_add(0, rows, token_log_probs)
@@ -144,9 +144,8 @@ class _DPOTrainer(Trainer):
         self.beta = beta
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        # accelerate's mixed precision wraps model.forward, which calling the decoder bypasses (see sft.py).
-        with self.accelerator.autocast():
-            log_probs = summed_log_probs(model, inputs["input_ids"], inputs["labels"])
+        # A mean over this process's pairs: DDP averages the processes' gradients, each with as many pairs.
+        log_probs = summed_log_probs(model, inputs["input_ids"], inputs["labels"])
         chosen, rejected = log_probs.chunk(2)
         reference_chosen, reference_rejected = inputs["reference_log_probs"].chunk(2)
         return dpo_loss(chosen, rejected, reference_chosen, reference_rejected, self.beta).mean()

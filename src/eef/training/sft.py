@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from peft import PeftModel
 from pydantic import BaseModel, computed_field
 from transformers import DataCollatorForSeq2Seq, Trainer
+from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from eef.config import SFTSettings
 from eef.errors import UserError
@@ -46,19 +47,32 @@ class _LabelledPositionsTrainer(Trainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         targets = inputs["labels"][:, 1:]
         labelled = targets != IGNORE_INDEX
-        decoder = model.get_decoder()
-        # accelerate applies mixed precision by wrapping model.forward, which calling the decoder
-        # bypasses: enter its autocast here (without it a GPU trained in float32, at 2.1% MFU on an H200).
-        with self.accelerator.autocast():
-            hidden = decoder(
-                input_ids=inputs["input_ids"], attention_mask=_mask_unless_right_padded(inputs["attention_mask"])
-            ).last_hidden_state
-            logits = model.get_output_embeddings()(hidden[:, :-1][labelled]).float()
+        # The model's own forward projects the positions a boolean mask keeps (position i predicts token
+        # i + 1). Called through ``model``, which the Trainer wraps: accelerate's mixed precision wraps
+        # its forward, and under several processes DDP's forward is what makes backward average the
+        # processes' gradients (the decoder called directly would train each process on its own).
+        logits = model(
+            input_ids=inputs["input_ids"],
+            attention_mask=_mask_unless_right_padded(inputs["attention_mask"]),
+            logits_to_keep=F.pad(labelled, (0, 1)),
+        ).logits.float()
         loss = F.cross_entropy(logits, targets[labelled], reduction="sum")
-        # With gradient accumulation the Trainer passes the labelled-token count of all micro-batches of
-        # the step (and then does not divide by the accumulation steps itself): the mean is per token.
-        denominator = num_items_in_batch if num_items_in_batch is not None else labelled.sum()
-        return loss / denominator
+        if num_items_in_batch is None:
+            return loss / labelled.sum()
+        # The Trainer passes the labelled-token count of all micro-batches of the step (and then does not
+        # divide by the accumulation steps itself), summed over the processes (average_tokens_across_devices);
+        # DDP then averages the processes' gradients, so each process's sum counts times their number: the
+        # step's gradient is that of the mean over all its labelled tokens, however many processes share it.
+        return loss / num_items_in_batch * self.accelerator.num_processes
+
+    def _get_train_sampler(self, train_dataset=None):
+        sampler = super()._get_train_sampler(train_dataset)
+        if isinstance(sampler, LengthGroupedSampler):
+            # Its order would come from torch's global generator, which dropout (LoRA's) draws from as much as
+            # each process's share of a batch asks: from the second epoch on, processes would disagree on the
+            # order, and so train some examples twice and others never. A generator of its own keeps them in step.
+            sampler.generator = torch.Generator().manual_seed(self.args.data_seed)
+        return sampler
 
 
 def _mask_unless_right_padded(attention_mask: torch.Tensor) -> torch.Tensor | None:

@@ -1,5 +1,6 @@
 """What SFT and DPO share on the transformers Trainer: the arguments built from our settings, the last
-step always logged, the progress bar, and running a training to its saved checkpoint."""
+step always logged, the progress bar, and running a training to its saved checkpoint, in one process or
+in several (a launcher's DDP: :mod:`eef.training.processes`)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from eef.config import DPOSettings, SFTSettings
 from eef.console import progress_bar
 from eef.errors import UserError
 from eef.policy.models import Policy, save_policy
+from eef.training.processes import check_batch_split, process_count
 
 
 class LogLastStep(TrainerCallback):
@@ -40,13 +42,15 @@ class ProgressBar(TrainerCallback):
         self._status = ""
 
     def on_train_begin(self, args, state, control, **kwargs):
-        self._advance = self._opened.enter_context(progress_bar(self.description, state.max_steps))
+        if state.is_world_process_zero:  # one bar, not one per process
+            self._advance = self._opened.enter_context(progress_bar(self.description, state.max_steps))
 
     def on_step_end(self, args, state, control, **kwargs):
-        self._advance(self._status)
+        if self._advance:
+            self._advance(self._status)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        if logs and "loss" in logs:
+        if self._advance and logs and "loss" in logs:
             self._status = f"step {state.global_step}, loss {logs['loss']:.3f}"
             self._advance(self._status, done=0)
 
@@ -66,8 +70,10 @@ def log_targets(report_to: str) -> list[str]:
 
 
 def training_arguments(settings: SFTSettings | DPOSettings, trainer_dir: Path, **extra: Any) -> TrainingArguments:
-    """The Trainer's arguments from ``settings``, for one process on the GPU where there is one, else the
-    CPU; ``extra`` adds arguments one kind of training needs."""
+    """The Trainer's arguments from ``settings``, on the GPU where there is one, else the CPU; ``extra`` adds
+    arguments one kind of training needs. Under a launcher's processes each step's batch of
+    ``settings.batch_size`` is split between them, so the steps are those of one process."""
+    check_batch_split(settings.batch_size, process_count(), "batch_size")
     bf16 = settings.bf16
     if bf16 is None:
         bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
@@ -83,6 +89,13 @@ def training_arguments(settings: SFTSettings | DPOSettings, trainer_dir: Path, *
         max_grad_norm=settings.max_grad_norm,
         seed=settings.seed,
         data_seed=settings.seed,
+        # per_device_train_batch_size is then the batch of all processes together, in the order one process
+        # draws it. The last batch of an epoch, where it is short, is filled from the epoch's first examples
+        # so that every process gets its share (accelerate's even_batches).
+        accelerator_config={"split_batches": True},
+        # The labelled tokens of a step are counted over all processes: the loss is a mean over them all.
+        average_tokens_across_devices=True,
+        ddp_find_unused_parameters=False,  # every trained weight takes part in every step
         bf16=bf16,
         logging_steps=settings.logging_steps,
         logging_first_step=True,
@@ -109,7 +122,8 @@ class Trained:
 
 
 def train_and_save(trainer: Trainer, bar: ProgressBar, policy: Policy, output_dir: Path) -> Trained:
-    """Run ``trainer`` (whose model is ``policy.model``), then save ``policy`` to ``output_dir`` in eval mode.
+    """Run ``trainer`` (whose model is ``policy.model``), then save ``policy`` to ``output_dir`` in eval mode:
+    under several processes the first saves it and every process returns once it is saved.
 
     ``bar`` shows the steps and the loss, and is closed also where training raises. Without its tqdm bar
     the Trainer prints every log entry as a dict (hundreds of lines in a run's log): that printer is
@@ -125,9 +139,11 @@ def train_and_save(trainer: Trainer, bar: ProgressBar, policy: Policy, output_di
             bar.close()
     seconds = time.perf_counter() - began
     policy.model.eval()
-    save_policy(policy, output_dir)
-    folder = trainer_folder(output_dir)
-    if folder.is_dir() and not any(folder.iterdir()):
-        folder.rmdir()
+    if trainer.is_world_process_zero():  # DDP kept every process's weights the same
+        save_policy(policy, output_dir)
+        folder = trainer_folder(output_dir)
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+    trainer.accelerator.wait_for_everyone()
     losses = [(entry["step"], entry["loss"]) for entry in trainer.state.log_history if "loss" in entry]
     return Trained(losses=losses, steps=trainer.state.global_step, seconds=seconds)
