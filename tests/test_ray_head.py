@@ -3,20 +3,19 @@ given its HOST:PORT completes with the data of the run in one process and leaves
 `ray stop` then leaves no process of that cluster. An address where nothing answers, or a cluster that asks for
 a token the run does not send, is one line before any work (docs/scale-out.md)."""
 
-import os
 import secrets
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests.processes import command_lines, within
 from tests.small_run import assert_same_data, quiet_env, small_run_command
 
 pytest.importorskip("ray")
@@ -35,27 +34,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-def session_processes(session: int) -> list[str]:
-    """The command lines of the live processes in ``session``."""
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            if os.getsid(int(pid)) == session:
-                found.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip())
-        except (ProcessLookupError, FileNotFoundError, PermissionError):
-            continue  # gone meanwhile
-    return found
-
-
-def within(seconds: float, condition: Callable[[], bool]) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.5)
-    return True
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +57,7 @@ def head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Head]:
     try:
         yield Head(address=f"127.0.0.1:{port}", env=env, session=start.pid)
     finally:
-        if session_processes(start.pid):
+        if command_lines(start.pid):
             subprocess.run([RAY, "stop"], env=env, capture_output=True, timeout=120)
         shutil.rmtree(temp, ignore_errors=True)
 
@@ -117,8 +95,8 @@ def test_a_run_on_a_ray_start_cluster_completes_and_ray_stop_leaves_no_ray_proce
     assert result.returncode == 0, result.stderr[-3000:]
     assert_same_data(tmp_path / "run", small_run)
     # The run killed its workers when it ended; the cluster's own processes stay until `ray stop`.
-    assert within(30, lambda: not [p for p in session_processes(head.session) if "RolloutWorker" in p])
-    assert any("raylet" in p for p in session_processes(head.session))
+    assert within(30, lambda: not [p for p in command_lines(head.session) if "RolloutWorker" in p])
+    assert any("raylet" in p for p in command_lines(head.session))
     stop = subprocess.run([RAY, "stop"], env=head.env, capture_output=True, text=True, timeout=120)
     assert stop.returncode == 0, stop.stderr[-3000:]
-    assert within(30, lambda: not session_processes(head.session)), session_processes(head.session)
+    assert within(30, lambda: not command_lines(head.session)), command_lines(head.session)
