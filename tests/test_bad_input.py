@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import socket
 import tempfile
 from collections.abc import Callable
 from contextlib import redirect_stderr, redirect_stdout
@@ -224,3 +225,21 @@ def test_a_bad_option(case: tuple[str, tuple[str, str]], bad_out: str | None):
         assert_one_line_user_error(*eef(*replaced), out, out.with_suffix(".partial.jsonl"))
 
     in_folder(check)
+
+
+def test_a_command_that_fails_after_making_its_output_folders_leaves_none_of_them(tmp_path: Path):
+    data = tmp_path / "data.jsonl"
+    data.write_text(VALID_LINE + "\n")
+    kept, new = tmp_path / "kept", tmp_path / "new"
+    kept.mkdir()
+    with socket.socket() as probe:  # a port where nothing answers, once closed
+        probe.bind(("127.0.0.1", 0))
+        nowhere = f"127.0.0.1:{probe.getsockname()[1]}"
+    for args in (
+        # The environment is checked after the output folder is made (so that an impossible path is said first).
+        ["train", "--data", str(data), "--env", "mars", "--out", str(new / "deeper" / "ckpt")],
+        ["run", "--set", "cluster.workers=1", "--set", f"cluster.address={nowhere}", "--out", str(new / "run")],
+        ["train", "--data", str(data), "--env", "mars", "--out", str(kept / "ckpt")],
+    ):
+        assert_one_line_user_error(*eef(*args))
+        assert sorted(path.name for path in tmp_path.iterdir()) == ["data.jsonl", "kept"], args

@@ -12,6 +12,7 @@ from typing import NoReturn
 from eef import console
 from eef.allocator import keep_freed_memory
 from eef.errors import WRITE_FAILURES, IncompleteError, UserError, WriteError
+from eef.storage import remove_empty_made_folders
 
 
 def _cmd_envs(args: argparse.Namespace) -> None:
@@ -485,6 +486,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Hugging Face's own bars (e.g. "Loading weights") follow ours; read when transformers is imported.
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     handler: Callable[[argparse.Namespace], int | None] = args.handler
+    try:
+        code = _handle(handler, args)
+    except BaseException:
+        remove_empty_made_folders()
+        raise
+    if code:  # a failed command leaves no folder it made for its output
+        remove_empty_made_folders()
+    return code
+
+
+def _handle(handler: Callable[[argparse.Namespace], int | None], args: argparse.Namespace) -> int:
+    """``handler``'s exit code, a user's mistake or an interrupted work told in one line."""
     try:
         return handler(args) or 0
     except UserError as err:

@@ -87,6 +87,11 @@ def append_text(path: Path, text: str) -> None:
 _IMPOSSIBLE_PATH = frozenset({errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG, errno.ELOOP, errno.EEXIST})
 
 
+# The folders prepare_output made in this process, outermost first: where the command then fails, the CLI
+# removes those still empty (remove_empty_made_folders), so that a failed command leaves no folder behind.
+_made_folders: list[Path] = []
+
+
 def prepare_output(path: Path, option: str, *, folder: bool = False) -> Path:
     """Make the folder that ``path`` (a file, or with ``folder`` a folder) will be written in, before any
     work is done: where it cannot exist (a parent that is a file, a file system that refuses it), say so
@@ -96,8 +101,10 @@ def prepare_output(path: Path, option: str, *, folder: bool = False) -> Path:
         raise UserError(f"{option} {path}: that is a folder; give a file path (e.g. {path / 'out.jsonl'})")
     if folder and path.exists() and not path.is_dir():
         raise UserError(f"{option} {path}: that is a file; give a folder path")
+    missing = [parent for parent in (path.parent, *path.parent.parents) if not parent.exists()]
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        _made_folders.extend(reversed(missing))
     except OSError as err:
         if err.errno not in _IMPOSSIBLE_PATH:
             raise WriteError.of(err, path.parent) from err
@@ -106,6 +113,14 @@ def prepare_output(path: Path, option: str, *, folder: bool = False) -> Path:
             "give a path in a folder that exists or can be created"
         ) from None
     return path
+
+
+def remove_empty_made_folders() -> None:
+    """Remove the folders :func:`prepare_output` made that are still empty, innermost first (a folder the
+    work wrote in, such as a run to resume, stays)."""
+    while _made_folders:
+        with contextlib.suppress(OSError):  # not empty, or gone
+            _made_folders.pop().rmdir()
 
 
 def read_text(path: Path) -> str:
