@@ -84,7 +84,7 @@ def train(job: SFTJob | DPOJob, processes: int = 1) -> SFTResult | DPOResult:
         launched = subprocess.run(
             [*command, "-m", "eef.training", str(job_file), str(result_file)],
             stdout=2,
-            env={**os.environ, PARENT_VARIABLE: str(os.getpid())},
+            env={**os.environ, PARENT_VARIABLE: str(os.getpid()), **_threads_each(processes)},
         )
         exit_code = launched.returncode
         outcome = read_json(result_file) if result_file.is_file() else {}
@@ -97,6 +97,14 @@ def train(job: SFTJob | DPOJob, processes: int = 1) -> SFTResult | DPOResult:
         )
     result_type = SFTResult if job.kind == "sft" else DPOResult
     return result_type.model_validate(outcome)
+
+
+def _threads_each(processes: int) -> dict[str, str]:
+    """OMP_NUM_THREADS for each of ``processes`` processes where it is not set: this machine's CPUs shared
+    between them (torchrun would give each one thread, with a warning on stderr)."""
+    if "OMP_NUM_THREADS" in os.environ:
+        return {}
+    return {"OMP_NUM_THREADS": str(max(1, len(os.sched_getaffinity(0)) // processes))}
 
 
 def run_here(job: SFTJob | DPOJob) -> SFTResult | DPOResult:
