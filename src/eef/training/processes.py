@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 
+from eef import console
 from eef.errors import UserError
 
 PARENT_VARIABLE = "EEF_TRAINING_PARENT"  # the pid of the process that started a training's processes
@@ -20,8 +21,9 @@ def process_count() -> int:
 
 
 def is_first_process() -> bool:
-    """This process is the first of those a launcher started (RANK 0), or the only one."""
-    return os.environ.get("RANK", "0") in ("", "0")
+    """This process is the first of those a launcher started (RANK 0), or the only one: the rule by which
+    the others print nothing (``console.SILENT``)."""
+    return not console.SILENT
 
 
 def check_batch_split(batch_size: int, processes: int, setting: str) -> None:
