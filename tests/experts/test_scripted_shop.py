@@ -10,8 +10,6 @@ from eef.experts.collect import collect
 from eef.experts.scripted_shop import SKILL_LEVELS, ScriptedShopExpert, ShopMistakes
 from eef.react import parse_action
 
-NO_MISTAKES = ShopMistakes(**{name: 0.0 for name in ShopMistakes.__dataclass_fields__})
-
 
 @pytest.fixture(scope="module")
 def suite() -> ShopSuite:
@@ -50,8 +48,10 @@ def test_episodes_are_well_formed(train):
 
 
 def test_without_mistakes_every_goal_is_solved(suite):
+    perfect = SKILL_LEVELS["scripted-perfect"]
+    assert all(getattr(perfect, name) == 0.0 for name in ShopMistakes.__dataclass_fields__)
     tasks = suite.tasks("train")[:300] + suite.tasks("test")
-    trajectories = list(collect(suite, ScriptedShopExpert("careful", NO_MISTAKES), tasks, seed=0))
+    trajectories = list(collect(suite, ScriptedShopExpert("scripted-perfect", perfect), tasks, seed=0))
     assert all(trajectory.success for trajectory in trajectories)
 
 
@@ -61,7 +61,7 @@ def test_skill_levels_order(suite):
     for name, mistakes in SKILL_LEVELS.items():
         stats = shop_expert_stats(collect(suite, ScriptedShopExpert(name, mistakes), tasks, seed=0), tasks)
         rates[name] = stats.success_rate
-    assert rates["scripted-weak"] < rates["scripted"] < rates["scripted-strong"]
+    assert rates["scripted-weak"] < rates["scripted"] < rates["scripted-strong"] < rates["scripted-perfect"] == 1.0
     assert ShopMistakes().scaled(10).wrong_option == 1.0
 
 

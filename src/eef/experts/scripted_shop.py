@@ -71,10 +71,13 @@ class ShopMistakes:
 
 
 # Named skill levels, e.g. for a strong and a weak expert source ("GPT-3&4" in the EEF paper).
+# `scripted-perfect` makes no mistake: an oracle that solves every goal, for measuring how much any
+# exploration of the expert's failures could add at most (docs/results.md, "The ceiling").
 SKILL_LEVELS: dict[str, ShopMistakes] = {
     "scripted": ShopMistakes(),
     "scripted-strong": ShopMistakes().scaled(0.5),
     "scripted-weak": ShopMistakes().scaled(1.5),
+    "scripted-perfect": ShopMistakes().scaled(0.0),
 }
 
 
