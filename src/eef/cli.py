@@ -178,6 +178,49 @@ def _print_probe(report: dict) -> None:
         console.results.print(f"rollouts: {report['out']}", markup=False)
 
 
+def _cmd_ceiling(args: argparse.Namespace) -> None:
+    from eef.commands import ceiling
+
+    report = ceiling(
+        directory=Path(args.run),
+        method=args.method,
+        oracle=args.oracle,
+        held_out=args.held_out,
+        out=Path(args.out),
+    )
+    if args.json:
+        console.print_json(report)
+    else:
+        _print_ceiling(report)
+
+
+def _print_ceiling(report: dict) -> None:
+    from rich.table import Table
+
+    levels = sorted({level for row in report["rows"] for level in row["held_out"]["by_difficulty"]})
+    table = Table(
+        title=f"{report['run']}: {report['method']} and its ceiling ({report['oracle']} solved "
+        f"{report['oracle_solutions']} of the {report['oracle_tasks']} explored tasks the expert failed)"
+    )
+    for column in ("model", "training set", "dev win", f"held-out win ({report['held_out_tasks']})", *levels):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for row in report["rows"]:
+        held_out = row["held_out"]
+        by_level = [
+            f"{held_out['by_difficulty'][level]['win_rate']:.1%}" if level in held_out["by_difficulty"] else "-"
+            for level in levels
+        ]
+        size = "-" if row["training_set"] is None else str(row["training_set"])
+        table.add_row(
+            row["model"],
+            size,
+            f"{row['dev']['overall']['win_rate']:.1%}",
+            f"{held_out['overall']['win_rate']:.1%}",
+            *by_level,
+        )
+    console.results.print(table)
+
+
 def _cmd_run(args: argparse.Namespace) -> None:
     from eef.commands import run
 
@@ -417,6 +460,21 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--json", action="store_true", help="print the summary as JSON")
     _add_env_options(probe)
     probe.set_defaults(handler=_cmd_probe)
+
+    ceiling = commands.add_parser(
+        "ceiling", help="the most that solutions of the expert's failures could add to a method's training set"
+    )
+    ceiling.add_argument("run", metavar="RUN_DIR", help="a run directory whose METHOD finished its first iteration")
+    ceiling.add_argument("--method", default="rft-x6", help="an RFT or EEF method of the run (default rft-x6)")
+    ceiling.add_argument(
+        "--oracle", default="scripted-perfect", help="the expert that solves the explored tasks the main expert failed"
+    )
+    ceiling.add_argument(
+        "--held-out", type=int, default=None, metavar="N", help="evaluate on the first N held-out tasks only"
+    )
+    ceiling.add_argument("--out", required=True, help="folder for the ceiling's data, checkpoint and evaluations")
+    ceiling.add_argument("--json", action="store_true", help="print ceiling.json instead of the table")
+    ceiling.set_defaults(handler=_cmd_ceiling)
 
     run = commands.add_parser("run", help="the whole pipeline: experts, SFT, RFT and EEF iterations, comparison")
     run.add_argument("config", nargs="?", default=None, help="YAML config (default: the embedded default)")

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from eef.errors import UserError, first_problem, on_write_failure
-from eef.storage import prepare_output, read_trajectories
+from eef.storage import prepare_output, read_jsonl, read_trajectories
 from eef.summary import Summary, summarize
 
 SettingsModel = TypeVar("SettingsModel", bound=BaseModel)
@@ -294,6 +294,56 @@ def probe(
         "wall_time_s": round(result.wall_time_s, 1),
         "out": None if out is None else str(out),
     }
+
+
+def ceiling(*, directory: Path, method: str, oracle: str, held_out: int | None, out: Path) -> dict[str, Any]:
+    """The most that solutions of the expert's failures could add to ``method``'s first training set in the
+    finished run in ``directory``: the method's model trained again with ``oracle``'s successes on the
+    explored tasks the main expert failed, beside the SFT and method models, on dev and on (the first
+    ``held_out``, None: all) later training tasks the main expert failed (:mod:`eef.ceiling`)."""
+    from dataclasses import replace
+
+    from eef.ceiling import Ceiling, ceiling_tasks
+    from eef.config import load_config
+    from eef.envs.registry import get_suite
+    from eef.experts.registry import make_expert
+    from eef.layout import RunLayout
+    from eef.types import Trajectory
+
+    layout = RunLayout(directory)
+    if not layout.config.is_file():
+        raise UserError(f"{directory}: not a run directory (no {layout.config.name}); give one that eef run wrote")
+    if held_out is not None and held_out <= 0:
+        raise UserError(f"--held-out must be positive, got {held_out}")
+    if out.resolve().is_relative_to(directory.resolve()):
+        raise UserError(f"--out {out}: that is inside the run directory; give a folder outside it")
+    config = load_config(layout.config, [])
+    explorers = [m.name for m in config.methods if m.kind in ("rft", "eef")]
+    if method not in explorers:
+        raise UserError(
+            f"--method {method!r}: {directory} has no RFT or EEF method of that name "
+            f"(it has: {', '.join(explorers) or 'none'})"
+        )
+    key = layout.iteration_key(method, 1)
+    needed = [layout.build(method, 1), layout.checkpoint(key) / "config.json"]
+    needed += [layout.evaluation_results(k, "dev") for k in ("sft", key)]
+    if not all(path.is_file() for path in needed):
+        raise UserError(
+            f"{directory} has not finished {method}'s first iteration: continue it with `eef run --resume {directory}`"
+        )
+    make_expert(config.env.name, oracle)  # an unknown expert fails here, before any work
+    suite = get_suite(config.env.name, **config.env.options)
+    train = suite.tasks("train")[: config.env.train_tasks]
+    expert = read_jsonl(layout.expert_data(config.experts[0], "train"), Trajectory)
+    tasks = ceiling_tasks(train, config.env.explore_tasks, expert)
+    if not tasks.oracle or not tasks.held_out:
+        missing = "explored" if not tasks.oracle else "later (unexplored) training"
+        raise UserError(
+            f"{directory}: the main expert failed none of the {missing} tasks, so there is nothing to measure"
+        )
+    tasks = replace(tasks, held_out=tasks.held_out[:held_out])
+    prepare_output(out, "--out", folder=True)
+    return Ceiling(layout, config, suite, method, oracle).run(tasks, out)
 
 
 def run(*, config: Path | None, overrides: list[str], out: Path | None, resume: Path | None) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from eef.policy.engine import TurnGenerator
 from eef.rollout import RolloutEngine
 from eef.storage import write_json, write_trajectories
 from eef.summary import Summary, summarize
-from eef.types import EpisodeStart, Trajectory
+from eef.types import EpisodeStart, Task, Trajectory
 
 
 @dataclass(frozen=True)
@@ -35,8 +35,11 @@ def evaluate(
     origin: str,
     seed: int,
     limit: int | None = None,
+    tasks: list[Task] | None = None,
 ) -> Evaluation:
-    tasks = suite.tasks(split)[:limit]
+    """Rollouts from the start of the first ``limit`` tasks of ``split``, or of ``tasks`` (a selection,
+    ``split`` then only names it in the progress bar)."""
+    tasks = suite.tasks(split)[:limit] if tasks is None else tasks
     engine = RolloutEngine(suite, generator, rollout, sampling, origin=origin)
     started = time.perf_counter()
     with console.progress_bar(f"eval {origin} on {suite.name}/{split}", len(tasks)) as advance:
