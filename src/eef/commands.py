@@ -303,21 +303,18 @@ def ceiling(*, directory: Path, method: str, oracle: str, held_out: int | None, 
     ``held_out``, None: all) later training tasks the main expert failed (:mod:`eef.ceiling`)."""
     from dataclasses import replace
 
-    from eef.ceiling import Ceiling, ceiling_tasks
-    from eef.config import load_config
+    from eef.config import load_run_config
     from eef.envs.registry import get_suite
     from eef.experts.registry import make_expert
     from eef.layout import RunLayout
     from eef.types import Trajectory
 
-    layout = RunLayout(directory)
-    if not layout.config.is_file():
-        raise UserError(f"{directory}: not a run directory (no {layout.config.name}); give one that eef run wrote")
     if held_out is not None and held_out <= 0:
         raise UserError(f"--held-out must be positive, got {held_out}")
+    config = load_run_config(directory)
     if out.resolve().is_relative_to(directory.resolve()):
         raise UserError(f"--out {out}: that is inside the run directory; give a folder outside it")
-    config = load_config(layout.config, [])
+    layout = RunLayout(directory)
     explorers = [m.name for m in config.methods if m.kind in ("rft", "eef")]
     if method not in explorers:
         raise UserError(
@@ -332,6 +329,8 @@ def ceiling(*, directory: Path, method: str, oracle: str, held_out: int | None, 
             f"{directory} has not finished {method}'s first iteration: continue it with `eef run --resume {directory}`"
         )
     make_expert(config.env.name, oracle)  # an unknown expert fails here, before any work
+    from eef.ceiling import Ceiling, ceiling_tasks  # torch and transformers: only once the input is good
+
     suite = get_suite(config.env.name, **config.env.options)
     train = suite.tasks("train")[: config.env.train_tasks]
     expert = read_jsonl(layout.expert_data(config.experts[0], "train"), Trajectory)
