@@ -31,6 +31,7 @@ def test_ceiling_adds_the_oracles_solutions_of_the_explored_expert_failures(smal
     assert report["held_out_tasks"] == len(held_out) > 0
     rows = {row["model"]: row for row in report["rows"]}
     assert list(rows) == ["sft", "eef", "ceiling"]
+    assert rows["sft"]["training_set"] == sum(t.success for t in expert.values())
     assert rows["ceiling"]["training_set"] == len(method_set) + len(solutions)
     for name, row in rows.items():
         rollouts = read_trajectories(out / f"held-out-{name}" / "trajectories.jsonl")

@@ -71,8 +71,9 @@ class Ceiling:
         write_jsonl(out / "train.jsonl", [*method_set, *solutions])
         checkpoint = self._train(out)
         dev_tasks = self.suite.tasks("dev")[: self.config.env.dev_tasks]
+        expert = read_jsonl(self.layout.expert_data(self.config.experts[0], "train"), Trajectory)
         models = (  # name, checkpoint, training set size, where its dev results are (None: evaluate it)
-            ("sft", self.layout.checkpoint("sft"), None, "sft"),
+            ("sft", self.layout.checkpoint("sft"), sum(t.success for t in expert), "sft"),
             (self.method, self.layout.checkpoint(method_key), len(method_set), method_key),
             ("ceiling", checkpoint, len(method_set) + len(solutions), None),
         )
@@ -108,10 +109,8 @@ class Ceiling:
         return report
 
     def _train(self, out: Path) -> Path:
-        """The ceiling's checkpoint, trained as the method's first iteration was (kept when it is there)."""
+        """The ceiling's checkpoint, trained as the method's first iteration was."""
         checkpoint = out / "checkpoint"
-        if (checkpoint / "config.json").is_file():
-            return checkpoint
         method = next(m for m in self.config.methods if m.name == self.method)
         if method.retrain_from_base:
             start, settings = self._base(), self.config.sft
@@ -134,7 +133,7 @@ class Ceiling:
         return str(self.layout.base) if self.config.model.name == "tiny" else self.config.model.name
 
     def _evaluate(self, generator: TurnGenerator, split: str, tasks: list[Task], directory: Path) -> Summary:
-        """Greedy or as the run evaluates (``rollout.evaluate``), with the run's seed."""
+        """Rollouts from the start of ``tasks`` as the run evaluates (``rollout.evaluate``, the run's seed)."""
         rollout = self.config.rollout
         origin = f"ceiling:{directory.name}"
         evaluation = evaluate(

@@ -210,10 +210,9 @@ def _print_ceiling(report: dict) -> None:
             f"{held_out['by_difficulty'][level]['win_rate']:.1%}" if level in held_out["by_difficulty"] else "-"
             for level in levels
         ]
-        size = "-" if row["training_set"] is None else str(row["training_set"])
         table.add_row(
             row["model"],
-            size,
+            str(row["training_set"]),
             f"{row['dev']['overall']['win_rate']:.1%}",
             f"{held_out['overall']['win_rate']:.1%}",
             *by_level,
