@@ -58,6 +58,19 @@ def _lines(path: Path) -> int:
     return path.read_text().count("\n") if path.is_file() else 0
 
 
+def _requests_once_quiet(proxy: ChatServer, quiet_s: float = 1.0) -> int:
+    """How many requests ``proxy`` has recorded once nothing arrives or is answered for ``quiet_s``: a request
+    the killed process sent just before the kill reaches the proxy's handler a little later, and must not be
+    counted as the resumed process's."""
+    deadline = time.monotonic() + 60
+    seen = -1
+    while seen != len(proxy.requests) or proxy.in_flight:
+        assert time.monotonic() < deadline, "the proxy never went quiet"
+        seen = len(proxy.requests)
+        time.sleep(quiet_s)
+    return seen
+
+
 def test_killed_collection_resumes_without_asking_cached_answers_again(tmp_path, transformers_serve):
     upstream, model = transformers_serve
     out = tmp_path / "expert.jsonl"
@@ -80,7 +93,7 @@ def test_killed_collection_resumes_without_asking_cached_answers_again(tmp_path,
         first.wait()
         cached_before = {r.key for r in read_jsonl(cache_path(out), CachedResponse, drop_torn_tail=True)}
         finished_before = {t.task_id for t in read_trajectories(partial_path(out))}
-        asked_before = len(proxy.requests)
+        asked_before = _requests_once_quiet(proxy)
         assert 2 <= len(finished_before) < TASKS and not out.exists()
 
         second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, check=False)
