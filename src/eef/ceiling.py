@@ -24,6 +24,7 @@ from eef.evaluate import evaluate, save_evaluation
 from eef.experts.collect import collect
 from eef.experts.registry import make_expert
 from eef.layout import RunLayout
+from eef.methods.exploration import iteration_start
 from eef.policy.engine import TurnGenerator
 from eef.policy.generators import load_generator
 from eef.storage import read_json, read_jsonl, write_json, write_jsonl
@@ -38,6 +39,8 @@ class CeilingTasks:
     """The explored tasks the main expert failed: the oracle's successes on these join the training set."""
     held_out: list[Task]
     """The training tasks after the explored ones that the main expert failed: no training set solves them."""
+    expert_successes: int
+    """The main expert's successes on the training tasks: the SFT model's training set."""
 
 
 def ceiling_tasks(train: list[Task], explored: int, expert: list[Trajectory]) -> CeilingTasks:
@@ -46,6 +49,7 @@ def ceiling_tasks(train: list[Task], explored: int, expert: list[Trajectory]) ->
     return CeilingTasks(
         oracle=[task for task in train[:explored] if task.task_id in failed],
         held_out=[task for task in train[explored:] if task.task_id in failed],
+        expert_successes=sum(t.success for t in expert),
     )
 
 
@@ -71,9 +75,8 @@ class Ceiling:
         write_jsonl(out / "train.jsonl", [*method_set, *solutions])
         checkpoint = self._train(out)
         dev_tasks = self.suite.tasks("dev")[: self.config.env.dev_tasks]
-        expert = read_jsonl(self.layout.expert_data(self.config.experts[0], "train"), Trajectory)
         models = (  # name, checkpoint, training set size, where its dev results are (None: evaluate it)
-            ("sft", self.layout.checkpoint("sft"), sum(t.success for t in expert), "sft"),
+            ("sft", self.layout.checkpoint("sft"), tasks.expert_successes, "sft"),
             (self.method, self.layout.checkpoint(method_key), len(method_set), method_key),
             ("ceiling", checkpoint, len(method_set) + len(solutions), None),
         )
@@ -112,25 +115,18 @@ class Ceiling:
         """The ceiling's checkpoint, trained as the method's first iteration was."""
         checkpoint = out / "checkpoint"
         method = next(m for m in self.config.methods if m.name == self.method)
-        if method.retrain_from_base:
-            start, settings = self._base(), self.config.sft
-        else:
-            start, settings = str(self.layout.checkpoint("sft")), self.config.iteration_sft or self.config.sft
-        job = SFTJob(
+        base = self.layout.base_model(self.config.model.name)
+        start, settings = iteration_start(self.config, method, base, str(self.layout.checkpoint("sft")))
+        job = SFTJob.of_run(
+            self.config,
             model=start,
             data=out / "train.jsonl",
-            successes_only=False,
-            settings=settings.model_copy(update={"seed": self.config.seed}),
+            settings=settings,
             out=checkpoint,
             description=f"train {self.method} + {self.oracle}",
-            dtype=self.config.model.dtype,
-            seed=self.config.seed,
         )
         train(job, self.config.cluster.train_processes)
         return checkpoint
-
-    def _base(self) -> str:
-        return str(self.layout.base) if self.config.model.name == "tiny" else self.config.model.name
 
     def _evaluate(self, generator: TurnGenerator, split: str, tasks: list[Task], directory: Path) -> Summary:
         """Rollouts from the start of ``tasks`` as the run evaluates (``rollout.evaluate``, the run's seed)."""

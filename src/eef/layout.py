@@ -47,6 +47,11 @@ class RunLayout:
     def base(self) -> Path:
         return self.dir / "base"
 
+    def base_model(self, model: str) -> str:
+        """pi_0, the model every SFT of the run starts from: the run's own folder for ``tiny`` (built once
+        from the environment's text), else the model spec itself."""
+        return str(self.base) if model == "tiny" else model
+
     @staticmethod
     def iteration_key(method: str, iteration: int) -> str:
         return f"{method}/iter-{iteration}"

@@ -30,6 +30,7 @@ from eef.methods.exploration import (
     ALL_LEVELS,
     build_training_set,
     exploration_starts,
+    iteration_start,
     rates,
     rollout_seed,
     success_by_start,
@@ -175,10 +176,8 @@ class Run:
     def _base_model(self, experts: dict[str, list[Trajectory]]) -> str:
         """pi_0: a model spec or folder every SFT starts from. The tiny model is built once, here,
         with a tokenizer trained on the environment's text, so every method shares it."""
-        if self.config.model.name != "tiny":
-            return self.config.model.name
         folder = self.layout.base
-        if not (folder / "config.json").is_file():
+        if self.config.model.name == "tiny" and not (folder / "config.json").is_file():
             texts = environment_text(self.suite.instruction, [t for ts in experts.values() for t in ts])
             policy = load_policy(
                 "tiny",
@@ -188,22 +187,21 @@ class Run:
                 device="cpu",
             )
             save_policy(policy, folder)
-        return str(folder)
+        return self.layout.base_model(self.config.model.name)
 
     def _sft(self, key: str, start_from: str, data: Path, settings: SFTSettings, successes_only: bool = False) -> Path:
         """The checkpoint of SFT from ``start_from`` on the trajectories in ``data`` (its successes only with
         ``successes_only``), trained in ``cluster.train_processes`` processes."""
         checkpoint = self.layout.checkpoint(key)
         if not (checkpoint / "config.json").is_file():
-            job = SFTJob(
+            job = SFTJob.of_run(
+                self.config,
                 model=start_from,
                 data=data,
-                successes_only=successes_only,
-                settings=settings.model_copy(update={"seed": self.config.seed}),
+                settings=settings,
                 out=checkpoint,
                 description=f"train {key}",
-                dtype=self.config.model.dtype,
-                seed=self.config.seed,
+                successes_only=successes_only,
             )
             result = train(job, self.config.cluster.train_processes)
             self.metrics.log(
@@ -298,11 +296,8 @@ class Run:
             repository.add(rollouts)
             training_set = self._training_set(method, iteration, rollouts, expert_successes, failures, repository)
             key = self.layout.iteration_key(method.name, iteration)
-            if method.retrain_from_base:
-                checkpoint = self._sft(key, base, training_set, self.config.sft)
-            else:
-                settings = self.config.iteration_sft or self.config.sft
-                checkpoint = self._sft(key, str(checkpoint), training_set, settings)
+            start, settings = iteration_start(self.config, method, base, str(checkpoint))
+            checkpoint = self._sft(key, start, training_set, settings)
             self._evaluate_checkpoint(key, checkpoint)
 
     def _iterate_eto(self, method: MethodConfig, sft_checkpoint: Path, expert_successes: list[Trajectory]) -> None:

@@ -11,7 +11,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from eef.config import MethodConfig
+from eef.config import MethodConfig, RunConfig, SFTSettings
 from eef.methods.solutions import (
     Candidate,
     FailureAnalysis,
@@ -167,3 +167,12 @@ def best_restart(by_start: dict[str, dict[str, int]]) -> str | None:
 
 def rollout_seed(seed: int, method: str, iteration: int, chunk: int) -> int:
     return derive_seed(seed, "explore", method, iteration, chunk)
+
+
+def iteration_start(config: RunConfig, method: MethodConfig, base: str, previous: str) -> tuple[str, SFTSettings]:
+    """The model a ``method``'s iteration trains from and how: the ``base`` model with ``sft`` where the
+    method retrains from the base, else the ``previous`` iteration's model with ``iteration_sft`` (``sft``
+    when that is unset)."""
+    if method.retrain_from_base:
+        return base, config.sft
+    return previous, config.iteration_sft or config.sft

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from eef.config import DPOSettings, SFTSettings
+from eef.config import DPOSettings, RunConfig, SFTSettings
 from eef.errors import IncompleteError, UserError
 from eef.storage import read_json, read_jsonl, read_trajectories, write_json
 from eef.training.dpo import DPOResult, train_dpo
@@ -40,6 +40,31 @@ class SFTJob(BaseModel):
     seed: int = 0  # the tiny model's initialisation
     env: str | None = None  # whose text builds the tiny model's tokenizer (model "tiny" only)
     env_options: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def of_run(
+        cls,
+        config: RunConfig,
+        *,
+        model: str,
+        data: Path,
+        settings: SFTSettings,
+        out: Path,
+        description: str,
+        successes_only: bool = False,
+    ) -> SFTJob:
+        """An SFT stage of the run ``config`` describes: the run's seed seeds the training and the tiny model's
+        initialisation, the run's dtype loads the weights."""
+        return cls(
+            model=model,
+            data=data,
+            successes_only=successes_only,
+            settings=settings.model_copy(update={"seed": config.seed}),
+            out=out,
+            description=description,
+            dtype=config.model.dtype,
+            seed=config.seed,
+        )
 
     def trajectories(self) -> list[Trajectory]:
         """The trajectories to train on; none is a UserError."""
