@@ -1,7 +1,14 @@
 """Which episodes a method explores and which data it trains on, on hand-made trajectories."""
 
-from eef.config import MethodConfig
-from eef.methods.exploration import best_restart, build_training_set, exploration_starts, rates, success_by_start
+from eef.config import MethodConfig, RunConfig, SFTSettings
+from eef.methods.exploration import (
+    best_restart,
+    build_training_set,
+    exploration_starts,
+    iteration_start,
+    rates,
+    success_by_start,
+)
 from eef.methods.solutions import PositiveRepository
 from eef.types import Task
 from tests.methods.test_solutions import _expert_failure, _success
@@ -83,3 +90,14 @@ def test_new_solutions_are_counted_by_level_and_start():
     repo.add([_success(4, 1)])  # only a restart solved: the expert's clean prefix + the policy's finish
     built = build_training_set(method, TASKS, [], [_expert_failure()], repo, seed=0)
     assert built.solutions_by_level == {"easy": {"restart": 1}}
+
+
+def test_an_iteration_trains_from_the_base_with_sft_or_continues_with_iteration_sft():
+    sft, continued = SFTSettings(epochs=10), SFTSettings(epochs=2)
+    config = RunConfig(sft=sft, iteration_sft=continued)
+    retrain = MethodConfig(name="eef", kind="eef")  # the method default, as the paper
+    keep_going = MethodConfig(name="eef", kind="eef", retrain_from_base=False)
+    assert iteration_start(config, retrain, "base", "sft/checkpoint") == ("base", sft)
+    assert iteration_start(config, keep_going, "base", "sft/checkpoint") == ("sft/checkpoint", continued)
+    unset = RunConfig(sft=sft)  # no iteration_sft: a continuing iteration trains as sft
+    assert iteration_start(unset, keep_going, "base", "sft/checkpoint") == ("sft/checkpoint", sft)
