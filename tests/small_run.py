@@ -14,7 +14,6 @@ SMALL = [
     "env.test_tasks=4",
     "iterations=1",
     "sft.epochs=1",
-    "iteration_sft.epochs=1",
     "rollout.batch_size=8",
     "rollout.explore.max_new_tokens=24",
     "rollout.evaluate.max_new_tokens=24",
