@@ -339,14 +339,8 @@ class Run:
         ``cluster.train_processes`` processes."""
         checkpoint = self.layout.checkpoint(key)
         if not (checkpoint / "config.json").is_file():
-            job = DPOJob(
-                model=str(start_from),
-                pairs=pairs,
-                settings=self.config.dpo.model_copy(update={"seed": self.config.seed}),
-                beta=beta,
-                out=checkpoint,
-                description=f"train {key}",
-                dtype=self.config.model.dtype,
+            job = DPOJob.of_run(
+                self.config, model=str(start_from), pairs=pairs, beta=beta, out=checkpoint, description=f"train {key}"
             )
             result = train(job, self.config.cluster.train_processes)
             self.metrics.log(

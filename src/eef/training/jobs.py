@@ -91,6 +91,20 @@ class DPOJob(BaseModel):
     description: str = "train dpo"
     dtype: str = "auto"
 
+    @classmethod
+    def of_run(cls, config: RunConfig, *, model: str, pairs: Path, beta: float, out: Path, description: str) -> DPOJob:
+        """A DPO stage of the run ``config`` describes, with the run's DPO settings: the run's seed seeds the
+        training, the run's dtype loads the weights (as :meth:`SFTJob.of_run`)."""
+        return cls(
+            model=model,
+            pairs=pairs,
+            settings=config.dpo.model_copy(update={"seed": config.seed}),
+            beta=beta,
+            out=out,
+            description=description,
+            dtype=config.model.dtype,
+        )
+
 
 Job = Annotated[SFTJob | DPOJob, Field(discriminator="kind")]
 
