@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageStat
 
+from eef.report import plot_solved_by_difficulty
 from tests.test_cli import eef
 
 PLOTS = ("test", "iterations", "solved", "restarts", "solutions", "composition")
@@ -81,3 +82,19 @@ def test_report_renders_in_headless_chromium(small_run: Path, tmp_path: Path):
         # Every band of the rendered page has content (headings, table, plots), not only the first screen.
         bands = [image.crop((0, top, 1200, top + 300)) for top in range(0, height - 300, 300)]
         assert all(_not_blank(band) for band in bands), [_not_blank(band) for band in bands]
+
+
+def test_the_solved_plot_shows_the_tasks_the_expert_failed_where_the_run_counted_them():
+    iteration = {
+        "iteration": 1,
+        "solved_by_difficulty": {"easy": 5, "paging": 3},
+        "newly_solved_by_difficulty": {"paging": 2},
+    }
+    figure = plot_solved_by_difficulty({"iterations": {"eef": [iteration]}})
+    assert [axis.get_ylabel() for axis in figure.axes] == [
+        "solved training subtasks",
+        "of them, the main expert failed",
+    ]
+    assert [bar.get_height() for bar in figure.axes[1].patches] == [0, 2]  # easy (none), paging
+    del iteration["newly_solved_by_difficulty"]  # a run from before they were counted
+    assert len(plot_solved_by_difficulty({"iterations": {"eef": [iteration]}}).axes) == 1

@@ -21,6 +21,7 @@ def _iteration(solutions_by_level: dict, success_by_start_and_level: dict) -> di
         "test_win_rate": 0.2,
         "solved_tasks": 5,
         "solved_by_difficulty": {"options": 3, "easy": 2},
+        "newly_solved_by_difficulty": {"options": 2},
         "composition": {"expert_successes": 10},
         "solutions_by_level": solutions_by_level,
         "success_by_start_and_level": success_by_start_and_level,
@@ -36,7 +37,7 @@ def test_iteration_tables_show_solutions_by_level_and_start_and_success_by_resta
     found = {"paging": {"s0": 0, "restart": 3, "recovery": 1}, "easy": {"s0": 2, "restart": 0, "recovery": 0}}
     text = "\n".join(_per_iteration_tables({"eef": [_iteration(found, counts)]}))
     shares = "E+ 10 (62%), s0 2 (12%), restart 3 (19%), recovery 1 (6%)"
-    assert f"| eef | 1 | 25.0% | 20.0% | 5 (easy 2, options 3) | {shares} |" in text
+    assert f"| eef | 1 | 25.0% | 20.0% | 5 (easy 2, options 3) | 2 (options 2) | {shares} |" in text
     assert "| method | iter | easy | paging |\n|---|---|---|---|\n| eef | 1 | 2 / 0 / 0 | 0 / 3 / 1 |" in text
     rows = [line for line in text.splitlines() if line.startswith("| eef | 1 | ") and line.count("|") == 6]
     assert rows == [
@@ -49,3 +50,10 @@ def test_iteration_tables_show_solutions_by_level_and_start_and_success_by_resta
 def test_an_iteration_without_new_solutions_says_none_instead_of_an_empty_table():
     text = "\n".join(_per_iteration_tables({"rft": [_iteration({}, {})]}))
     assert "New solutions by difficulty level (s0 / restart / recovery):\n\n(none)\n" in text
+
+
+def test_a_run_from_before_newly_solved_tasks_were_counted_shows_a_dash():
+    iteration = _iteration({}, {})
+    del iteration["newly_solved_by_difficulty"]
+    text = "\n".join(_per_iteration_tables({"rft": [iteration]}))
+    assert "| rft | 1 | 25.0% | 20.0% | 5 (easy 2, options 3) | - | E+ 10 (100%), s0 0 (0%), " in text

@@ -87,14 +87,19 @@ def _stacked_bars(axis: Any, bars: list[tuple[str, dict[str, Any]]], layers: lis
 
 
 def plot_solved_by_difficulty(results: dict[str, Any]) -> Figure:
-    """Stacked by difficulty: which training subtasks have training data after each iteration."""
-    bars = _per_iteration(results, "solved_by_difficulty")
-    levels = sorted({level for _, by_level in bars for level in by_level})
-    figure, axis = plt.subplots(figsize=(11, 3.8))
-    _stacked_bars(axis, bars, [(level, level) for level in levels])
-    axis.set_ylabel("solved training subtasks")
-    axis.set_xlabel("method and iteration")
-    axis.tick_params(axis="x", rotation=30)
+    """Stacked by difficulty: which training subtasks have training data after each iteration, and of them
+    those the main expert failed (a run from before they were counted has the first panel only)."""
+    panels = [("solved training subtasks", _per_iteration(results, "solved_by_difficulty"))]
+    newly = _per_iteration(results, "newly_solved_by_difficulty")
+    if newly:
+        panels.append(("of them, the main expert failed", newly))
+    levels = sorted({level for _, bars in panels for _, by_level in bars for level in by_level})
+    figure, axes = plt.subplots(1, len(panels), figsize=(11, 3.8), squeeze=False)
+    for axis, (label, bars) in zip(axes[0], panels, strict=True):
+        _stacked_bars(axis, bars, [(level, level) for level in levels])
+        axis.set_ylabel(label)
+        axis.set_xlabel("method and iteration")
+        axis.tick_params(axis="x", rotation=30)
     return figure
 
 

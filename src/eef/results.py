@@ -135,19 +135,22 @@ SOLUTION_STARTS = ("s0", "restart", "recovery")  # where a solution's policy par
 def _per_iteration_tables(iterations: dict[str, list[dict[str, Any]]]) -> list[str]:
     """What each method's iterations explored, found and trained on (EEF's mechanism at work, or not)."""
     lines = [
-        "Per iteration (dev selects). Training set: the main expert's successes (E+) and the new solutions,",
+        "Per iteration (dev selects). Solved train tasks: those with training data; of them, those the main",
+        "expert failed (what its successes never show). Training set: its successes (E+) and the new solutions,",
         "by where the policy's part of each started: the task's start (s0), a restart point inside a failed",
         "expert trajectory (restart), or a recovery state (recovery); for ETO, its preference pairs:",
         "",
-        "| method | iter | dev win | test win | solved train tasks | training set (share) |",
-        "|---|---|---|---|---|---|",
+        "| method | iter | dev win | test win | solved train tasks | of them, expert failed | training set (share) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for method, per_iteration in iterations.items():
         for it in per_iteration:
             solved = f"{it['solved_tasks']} ({_levels(it['solved_by_difficulty'])})" if "solved_tasks" in it else "-"
+            new = it.get("newly_solved_by_difficulty")  # absent: ETO, or a run from before it was counted
+            newly = f"{sum(new.values())} ({_levels(new)})" if new is not None else "-"
             lines.append(
                 f"| {method} | {it['iteration']} | {it['dev_win_rate']:.1%} | {it['test_win_rate']:.1%} | "
-                f"{solved} | {_training_set(it)} |"
+                f"{solved} | {newly} | {_training_set(it)} |"
             )
     levels = sorted({level for its in iterations.values() for it in its for level in it.get("solutions_by_level", {})})
     lines += ["", "New solutions by difficulty level (s0 / restart / recovery):", ""]

@@ -379,15 +379,15 @@ class Run:
             )
             write_jsonl(path, training.trajectories)
             by_start = success_by_start(rollouts, failures, method.m)
-            by_level = {t.task_id: t.difficulty for t in self.tasks.train}
-            solved_by_level = Counter(by_level.get(task_id, "-") for task_id in training.solved_tasks)
+            level_of = {t.task_id: t.difficulty or "-" for t in self.tasks.train}
             write_json(
                 self.layout.build(method.name, iteration),
                 {
                     "composition": training.composition,
                     "important_states": training.important_states,
                     "solved_tasks": len(training.solved_tasks),
-                    "solved_by_difficulty": dict(solved_by_level),
+                    "solved_by_difficulty": _count_levels(training.solved_tasks, level_of),
+                    "newly_solved_by_difficulty": _count_levels(training.newly_solved_tasks, level_of),
                     "repository_size": len(repository),
                     "solutions_by_level": training.solutions_by_level,
                     "success_by_start": rates(by_start[ALL_LEVELS]) if by_start else {},
@@ -481,6 +481,10 @@ class Run:
         if method.temperature is None:
             return explore
         return explore.model_copy(update={"temperature": method.temperature})
+
+
+def _count_levels(task_ids: list[str], level_of: dict[str, str]) -> dict[str, int]:
+    return dict(Counter(level_of.get(task_id, "-") for task_id in task_ids))
 
 
 def _chunk_of(trajectory: Trajectory) -> int:

@@ -50,6 +50,7 @@ def test_eef_training_set_has_expert_successes_and_both_kinds_of_solutions():
         "recovery_with_solution": 1,
     }
     assert built.solved_tasks == ["t1", "t2"]
+    assert built.newly_solved_tasks == ["t1"]  # t2 has the expert's success
     recovery = next(t for t in built.trajectories if t.meta.get("important_state") == "recovery")
     assert not all(m.loss for m in recovery.messages if m.role == "assistant")
 

@@ -47,6 +47,9 @@ class TrainingSet:
     composition: dict[str, int]  # expert successes, solutions from initial and from recovery states
     important_states: dict[str, int]  # initial and recovery states, and how many have a solution
     solved_tasks: list[str] = field(default_factory=list)  # tasks whose initial state has training data
+    # Of those, the tasks without an expert success: what the expert's data alone never teaches (RFT's
+    # blind spot where the policy cannot solve them from the start, the paper's point).
+    newly_solved_tasks: list[str] = field(default_factory=list)
     # The selected solutions by difficulty level and by where their policy part started: "s0" (the
     # policy's own success from the task's start), "restart" (a clean expert prefix + the policy's
     # success from a restart point, for an initial state), "recovery" (for a recovery state).
@@ -93,7 +96,8 @@ def build_training_set(
             chosen[solution.id] = solution
             by_level[level_of[solution.task_id]][_solution_start(candidate)] += 1
     composition = Counter(c.state for c in selected)
-    solved = {t.task_id for t in expert_successes} | {c.trajectory.task_id for c in selected if c.state == "initial"}
+    expert_solved = {t.task_id for t in expert_successes}
+    solved = expert_solved | {c.trajectory.task_id for c in selected if c.state == "initial"}
     return TrainingSet(
         trajectories=list(chosen.values()),
         composition={
@@ -108,6 +112,7 @@ def build_training_set(
             "recovery_with_solution": composition["recovery"],
         },
         solved_tasks=sorted(solved),
+        newly_solved_tasks=sorted(solved - expert_solved),
         solutions_by_level={level: dict(by_level[level]) for level in sorted(by_level)},
     )
 
