@@ -1,6 +1,8 @@
 """`eef probe` on a real run's SFT model and expert failures: what it runs, what it counts, bad input."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -50,3 +52,16 @@ def test_probe_bad_input_is_one_line(small_run, tmp_path):
     # Collected with other page options than the probe's environment: the replay diverges.
     other = ["--env-option", "instruction_on_pages=top"]
     assert_user_error(eef("probe", checkpoint, "--restarts", experts, "--limit", "2", *other), "--env-option")
+
+
+def test_probe_answers_bad_input_before_torch_loads(small_run):
+    # The model code takes seconds to import: a mistyped level or folder is answered without it.
+    checkpoint, experts = str(small_run / "sft" / "checkpoint"), str(small_run / "experts" / "scripted-train.jsonl")
+    for args in (["--levels", "hard"], ["--limit", "0"]):
+        code = (
+            "import sys\nfrom eef.cli import main\n"
+            f"code = main(['probe', {checkpoint!r}, '--restarts', {experts!r}, *{args!r}])\n"
+            "print(code, 'torch' in sys.modules or 'transformers' in sys.modules)"
+        )
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        assert result.stdout.split()[-2:] == ["2", "False"], result.stderr

@@ -239,9 +239,6 @@ def probe(
     from eef.config import RolloutConfig, SamplingConfig
     from eef.envs.registry import get_suite
     from eef.methods.exploration import ALL_LEVELS, best_restart
-    from eef.policy.generators import make_generator
-    from eef.policy.models import load_policy
-    from eef.probe import check_replays, run_probe
     from eef.storage import write_trajectories
 
     for flag, value in (("--limit", limit), ("--m", m)):
@@ -263,6 +260,11 @@ def probe(
         raise UserError(f"{restarts}: no failed trajectories{of_levels} to restart from")
     if not checkpoint.is_dir():
         raise UserError(f"{checkpoint}: no such checkpoint folder (give one that eef train or eef run wrote)")
+    # Torch loads with these (seconds): the checks above answer bad input before it.
+    from eef.policy.generators import make_generator
+    from eef.policy.models import load_policy
+    from eef.probe import check_replays, run_probe
+
     check_replays(suite, failures)  # before the model loads
     policy = load_policy(str(checkpoint))
     result = run_probe(
