@@ -7,13 +7,16 @@ model, that :mod:`eef.cli` prints as a table or as JSON: the parser only parses.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from eef.errors import UserError, first_problem, on_write_failure
 from eef.storage import prepare_output, read_jsonl, read_trajectories
 from eef.summary import Summary, summarize
+
+if TYPE_CHECKING:
+    from eef.config import RolloutConfig, SamplingConfig
 
 SettingsModel = TypeVar("SettingsModel", bound=BaseModel)
 
@@ -26,6 +29,15 @@ def _from_flags(settings: type[SettingsModel], **values: Any) -> SettingsModel:
     except ValidationError as err:
         field, problem = first_problem(err)
         raise UserError(f"--{field.replace('_', '-')}: {problem}") from None
+
+
+def _rollout_flags(temperature: float, max_new_tokens: int, batch_size: int) -> tuple[RolloutConfig, SamplingConfig]:
+    """The rollout settings of a command that rolls a checkpoint out by itself (eval, probe): a run's defaults
+    with the flags' batch size and sampling; steps never overlap generation there."""
+    from eef.config import RolloutConfig, SamplingConfig
+
+    sampling = _from_flags(SamplingConfig, temperature=temperature, max_new_tokens=max_new_tokens)
+    return _from_flags(RolloutConfig, batch_size=batch_size, overlap_steps=False), sampling
 
 
 def environments() -> list[dict[str, Any]]:
@@ -187,7 +199,6 @@ def evaluate_checkpoint(
     """Rollouts of ``model`` (a checkpoint folder, or tiny / smollm2-135m untrained for a baseline) from the
     start of every task of ``split`` (its first ``limit``); trajectories.jsonl and results.json go to ``out``
     (default: ``eval-ENV-SPLIT`` in the checkpoint folder). Returns results.json's content."""
-    from eef.config import RolloutConfig, SamplingConfig
     from eef.envs.registry import get_suite
     from eef.evaluate import evaluate, save_evaluation
     from eef.policy.generators import make_generator
@@ -195,9 +206,7 @@ def evaluate_checkpoint(
 
     if limit is not None and limit <= 0:
         raise UserError(f"--limit must be positive, got {limit}")
-    sampling = _from_flags(SamplingConfig, temperature=temperature, max_new_tokens=max_new_tokens)
-    # A run's rollout settings with its defaults; steps never overlap generation here.
-    rollout = _from_flags(RolloutConfig, batch_size=batch_size, overlap_steps=False)
+    rollout, sampling = _rollout_flags(temperature, max_new_tokens, batch_size)
     default_out = Path(model) / f"eval-{env}-{split}" if Path(model).is_dir() else None
     out = out or default_out or Path("runs") / f"eval-{model}-{env}-{split}"
     suite = get_suite(env, **env_options)
@@ -236,7 +245,6 @@ def probe(
     """The success of ``checkpoint`` from each task's start and from the ``m`` restart points of each
     failed expert trajectory in ``restarts`` (of difficulty ``levels``, None: all; the first ``limit``),
     by start and difficulty; the rollouts go to ``out`` when given."""
-    from eef.config import RolloutConfig, SamplingConfig
     from eef.envs.registry import get_suite
     from eef.methods.exploration import ALL_LEVELS, best_restart
     from eef.storage import write_trajectories
@@ -244,8 +252,7 @@ def probe(
     for flag, value in (("--limit", limit), ("--m", m)):
         if value is not None and value <= 0:
             raise UserError(f"{flag} must be positive, got {value}")
-    sampling = _from_flags(SamplingConfig, temperature=temperature, max_new_tokens=max_new_tokens)
-    rollout = _from_flags(RolloutConfig, batch_size=batch_size, overlap_steps=False)
+    rollout, sampling = _rollout_flags(temperature, max_new_tokens, batch_size)
     if out is not None:
         prepare_output(out, "--out")
     suite = get_suite(env, **env_options)
