@@ -1,14 +1,13 @@
 """`eef probe` on a real run's SFT model and expert failures: what it runs, what it counts, bad input."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import yaml
 
 from eef.methods.solutions import restart_points
 from eef.storage import read_trajectories
+from tests.test_architecture import _loads_torch
 from tests.test_cli import assert_user_error, eef
 
 
@@ -58,10 +57,6 @@ def test_probe_answers_bad_input_before_torch_loads(small_run):
     # The model code takes seconds to import: a mistyped level or folder is answered without it.
     checkpoint, experts = str(small_run / "sft" / "checkpoint"), str(small_run / "experts" / "scripted-train.jsonl")
     for args in (["--levels", "hard"], ["--limit", "0"]):
-        code = (
-            "import sys\nfrom eef.cli import main\n"
-            f"code = main(['probe', {checkpoint!r}, '--restarts', {experts!r}, *{args!r}])\n"
-            "print(code, 'torch' in sys.modules or 'transformers' in sys.modules)"
-        )
-        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-        assert result.stdout.split()[-2:] == ["2", "False"], result.stderr
+        command = ["probe", checkpoint, "--restarts", experts, *args]
+        refused = f"from eef.cli import main\nassert main({command!r}) == 2"  # a user error's exit code
+        assert not _loads_torch(refused), args
