@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.test_architecture import _loads_torch
+
 
 def eef(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run(
@@ -84,6 +86,20 @@ def test_out_of_bounds_numbers_name_their_flag(tmp_path, command, flag, value):
     target = files if command == "train" else ["tiny"]
     assert_user_error(eef(command, *target, flag, value), f"{flag}: Input should be greater")
     assert not (tmp_path / "out").exists()
+
+
+def test_train_and_eval_answer_bad_input_before_the_model_code_loads(tmp_path):
+    malformed = tmp_path / "malformed.jsonl"
+    malformed.write_text("{not json\n")
+    for command in (
+        ["train", "--data", str(tmp_path / "none.jsonl"), "--out", str(tmp_path / "out"), "--epochs", "0"],
+        ["train", "--data", str(malformed), "--out", str(tmp_path / "out")],
+        ["eval", "tiny", "--batch-size", "0"],
+        ["eval", "tiny", "--split", "no-such-split"],
+    ):
+        refused = f"from eef.cli import main\nassert main({command!r}) == 2"  # a user error's exit code
+        assert not _loads_torch(refused), command
+    assert _loads_torch("import eef.evaluate, eef.training.sft")  # the check can fail: the model code loads it
 
 
 def test_collect_writes_trajectories_and_summary(tmp_path):

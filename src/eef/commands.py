@@ -138,10 +138,10 @@ def train(
         raise UserError(f"--processes must be positive, got {processes}")
     if processes > 1 and process_count() > 1:
         raise UserError(f"--processes {processes}: this eef train is already one of {process_count()} processes")
-    check_batch_split(batch_size, max(processes, process_count()), "--batch-size")  # before torch loads
+    check_batch_split(batch_size, max(processes, process_count()), "--batch-size")
 
     from eef.envs.registry import get_suite
-    from eef.training import jobs
+    from eef.training import jobs  # the job records: torch loads only once jobs.train runs
 
     settings = _from_flags(
         SFTSettings,
@@ -200,9 +200,6 @@ def evaluate_checkpoint(
     start of every task of ``split`` (its first ``limit``); trajectories.jsonl and results.json go to ``out``
     (default: ``eval-ENV-SPLIT`` in the checkpoint folder). Returns results.json's content."""
     from eef.envs.registry import get_suite
-    from eef.evaluate import evaluate, save_evaluation
-    from eef.policy.generators import make_generator
-    from eef.policy.models import load_policy
 
     if limit is not None and limit <= 0:
         raise UserError(f"--limit must be positive, got {limit}")
@@ -212,6 +209,11 @@ def evaluate_checkpoint(
     suite = get_suite(env, **env_options)
     suite.tasks(split)  # an unknown split fails here, before a model is loaded
     prepare_output(out, "--out", folder=True)
+    # Torch loads with these (seconds): the checks above answer bad input before it.
+    from eef.evaluate import evaluate, save_evaluation
+    from eef.policy.generators import make_generator
+    from eef.policy.models import load_policy
+
     texts = [suite.instruction] if model == "tiny" else None
     policy = load_policy(model, tokenizer_texts=texts, tokenizer_terms=suite.atomic_terms(), seed=seed)
     generator = make_generator(policy.model, policy.tokenizer)

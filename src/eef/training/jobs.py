@@ -10,17 +10,19 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from eef.config import DPOSettings, RunConfig, SFTSettings
 from eef.errors import IncompleteError, UserError
 from eef.storage import read_json, read_jsonl, read_trajectories, write_json
-from eef.training.dpo import DPOResult, train_dpo
 from eef.training.processes import PARENT_VARIABLE, is_first_process
-from eef.training.sft import SFTResult, train_sft
 from eef.types import PreferencePair, Trajectory
+
+if TYPE_CHECKING:  # torch loads with these: only when a job runs, so that a bad job fails in a fraction of a second
+    from eef.training.dpo import DPOResult
+    from eef.training.sft import SFTResult
 
 
 class SFTJob(BaseModel):
@@ -134,6 +136,9 @@ def train(job: SFTJob | DPOJob, processes: int = 1) -> SFTResult | DPOResult:
             f"{job.description} in {processes} processes (torchrun) failed with exit code {exit_code}: "
             "the processes' error is above"
         )
+    from eef.training.dpo import DPOResult
+    from eef.training.sft import SFTResult
+
     result_type = SFTResult if job.kind == "sft" else DPOResult
     return result_type.model_validate(outcome)
 
@@ -149,6 +154,8 @@ def _threads_each(processes: int) -> dict[str, str]:
 def run_here(job: SFTJob | DPOJob) -> SFTResult | DPOResult:
     """Run ``job`` in this process: alone, or as one of the processes a launcher started (DDP)."""
     from eef.policy.models import load_policy, training_dtype
+    from eef.training.dpo import train_dpo
+    from eef.training.sft import train_sft
 
     if isinstance(job, DPOJob):
         pairs = read_jsonl(job.pairs, PreferencePair)
