@@ -1,9 +1,18 @@
+import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests.small_run import quiet_env, small_run_command
+
+# The tests run on pytest-xdist workers (pyproject.toml's addopts). Each worker, and every process its tests start,
+# takes its share of the cores: with all of them each, two workers' torch threads would wait on each other (set
+# before torch loads). Tests that see what another worker starts share a worker (`xdist_group`): "ray", since
+# `ray stop` stops every Ray cluster of the machine, and "sciworld", whose checks count ScienceWorld's JVMs
+# machine-wide.
+if workers := os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, len(os.sched_getaffinity(0)) // int(workers))))
 
 
 @pytest.fixture(scope="session")

@@ -96,6 +96,7 @@ def _sciworld_unavailable() -> str | None:
 
 @pytest.mark.slow
 @pytest.mark.skipif(_sciworld_unavailable() is not None, reason=str(_sciworld_unavailable()))
+@pytest.mark.xdist_group("sciworld")  # beside tests/envs/test_sciworld.py's JVM checks: tests/conftest.py
 def test_sciworld_step_benchmark_runs_the_engine_with_its_stand_ins():
     """The benchmark swaps the model and the prompt encoder for stand-ins: they must still fit the engine."""
     sys.path.insert(0, str(BENCHMARKS))
@@ -107,6 +108,7 @@ def test_sciworld_step_benchmark_runs_the_engine_with_its_stand_ins():
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("ray")  # one Ray cluster at a time: tests/conftest.py
 def test_ray_benchmark_rolls_out_the_same_trajectories_in_process_and_on_workers(small_run):
     output = run_script(
         "ray_rollouts.py",

@@ -19,6 +19,7 @@ from tests.processes import command_lines, within
 from tests.small_run import assert_same_data, quiet_env, small_run_command
 
 pytest.importorskip("ray")
+pytestmark = pytest.mark.xdist_group("ray")  # `ray stop` stops every Ray cluster of this machine: tests/conftest.py
 RAY = str(Path(sys.executable).with_name("ray"))
 HEAD_OPTIONS = ("--include-dashboard=false", "--disable-usage-stats", "--temp-dir")
 

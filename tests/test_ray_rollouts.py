@@ -11,6 +11,7 @@ from eef.cluster import EXIT_ONCE_VARIABLE
 from tests.small_run import assert_same_data, quiet_env, small_run_command
 
 ray = pytest.importorskip("ray")
+pytestmark = pytest.mark.xdist_group("ray")  # one Ray cluster at a time: tests/conftest.py
 
 
 @pytest.fixture(scope="module")

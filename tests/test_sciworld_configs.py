@@ -13,6 +13,7 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
 @pytest.mark.skipif(unavailable_reason() is not None, reason=str(unavailable_reason()))
+@pytest.mark.xdist_group("sciworld")  # beside tests/envs/test_sciworld.py's JVM checks: tests/conftest.py
 @pytest.mark.parametrize("name", ["sciworld-tiny", "sciworld-smollm2"])
 def test_sciworld_config_is_runnable(name):
     config = load_config(CONFIGS / f"{name}.yaml", [])

@@ -16,7 +16,10 @@ from eef.envs.sciworld.pool import PoolExhausted
 from eef.envs.sciworld.tasks import ETO_STEP_LIMITS
 from eef.errors import UserError
 
-pytestmark = pytest.mark.skipif(unavailable_reason() is not None, reason=str(unavailable_reason()))
+pytestmark = [
+    pytest.mark.skipif(unavailable_reason() is not None, reason=str(unavailable_reason())),
+    pytest.mark.xdist_group("sciworld"),  # its JVM checks count them machine-wide: tests/conftest.py
+]
 
 
 def scienceworld_jvms() -> set[int]:

@@ -10,7 +10,10 @@ from eef.experts.gold_path import GoldPathExpert, thought_for
 from eef.experts.registry import expert_names, make_expert
 from eef.react import parse_action
 
-pytestmark = pytest.mark.skipif(unavailable_reason() is not None, reason=str(unavailable_reason()))
+pytestmark = [
+    pytest.mark.skipif(unavailable_reason() is not None, reason=str(unavailable_reason())),
+    pytest.mark.xdist_group("sciworld"),  # beside tests/envs/test_sciworld.py's JVM checks: tests/conftest.py
+]
 
 
 @pytest.fixture(scope="module")

@@ -84,6 +84,7 @@ def test_a_batch_the_processes_do_not_split_is_one_line_before_any_work(trajecto
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_a_run_trains_its_stages_in_two_processes(small_run: Path, tmp_path: Path):
     """The small run with cluster.train_processes=2: every SFT and DPO stage in two processes, as many steps
     as the run in one process (the shared ``small_run``), losses within the tolerance above."""

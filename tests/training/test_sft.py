@@ -217,6 +217,7 @@ def _stderr_on_a_terminal(code: str, **env: str) -> str:
     return output.decode(errors="replace")
 
 
+@pytest.mark.slow
 def test_sft_shows_steps_loss_and_time_left_on_stderr_unless_quiet(tmp_path):
     def training(out: str) -> str:
         return (
