@@ -30,16 +30,11 @@ def run_on_workers(out: Path, address: str, env: dict[str, str], *settings: str)
 
 
 @pytest.mark.slow
-def test_two_workers_write_the_data_of_the_run_in_one_process(tmp_path: Path, small_run: Path, cluster: str):
-    result = run_on_workers(tmp_path / "run", cluster, quiet_env())
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert_same_data(tmp_path / "run", small_run)
-
-
-@pytest.mark.slow
 def test_a_worker_that_dies_holding_a_chunk_is_replaced_and_its_chunk_rerun(
     tmp_path: Path, small_run: Path, cluster: str
 ):
+    # Two workers write the data of the run in one process, also with a worker replaced (where none dies: a run
+    # on a `ray start` cluster, tests/test_ray_head.py).
     exited = tmp_path / "a-worker-exited"  # the first worker to take a chunk creates it and exits
     result = run_on_workers(tmp_path / "run", cluster, {**quiet_env(), EXIT_ONCE_VARIABLE: str(exited)})
     assert result.returncode == 0, result.stderr[-3000:]
