@@ -18,5 +18,5 @@ def test_a_grouped_test_is_scheduled_with_its_group(request: pytest.FixtureReque
 
 @on_a_worker
 def test_each_worker_takes_its_share_of_the_cores():
-    workers = int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
-    assert torch.get_num_threads() == max(1, len(os.sched_getaffinity(0)) // workers)
+    # tests/conftest.py sets it (where it is not set) before torch loads; torch loaded earlier takes every core.
+    assert torch.get_num_threads() == int(os.environ["OMP_NUM_THREADS"])
