@@ -32,6 +32,11 @@ def _loads_torch(code: str) -> bool:
     return result.stdout.split()[-1] == "True"
 
 
+def refused_before_torch(command: list[str]) -> bool:
+    """Whether ``eef COMMAND`` exits with a user error's code (2) without loading torch or transformers."""
+    return not _loads_torch(f"from eef.cli import main\nassert main({command!r}) == 2")
+
+
 def test_the_algorithm_and_configs_load_without_torch():
     assert not _loads_torch("import eef.methods.exploration, eef.methods.solutions")
     assert not _loads_torch("import eef.config\neef.config.load_config(eef.config.default_config_path(), [])")

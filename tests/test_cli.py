@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.test_architecture import _loads_torch
+from tests.test_architecture import _loads_torch, refused_before_torch
 
 
 def eef(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -97,8 +97,7 @@ def test_train_and_eval_answer_bad_input_before_the_model_code_loads(tmp_path):
         ["eval", "tiny", "--batch-size", "0"],
         ["eval", "tiny", "--split", "no-such-split"],
     ):
-        refused = f"from eef.cli import main\nassert main({command!r}) == 2"  # a user error's exit code
-        assert not _loads_torch(refused), command
+        assert refused_before_torch(command), command
     assert _loads_torch("import eef.evaluate, eef.training.sft")  # the check can fail: the model code loads it
 
 

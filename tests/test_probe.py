@@ -7,7 +7,7 @@ import yaml
 
 from eef.methods.solutions import restart_points
 from eef.storage import read_trajectories
-from tests.test_architecture import _loads_torch
+from tests.test_architecture import refused_before_torch
 from tests.test_cli import assert_user_error, eef
 
 
@@ -58,5 +58,4 @@ def test_probe_answers_bad_input_before_torch_loads(small_run):
     checkpoint, experts = str(small_run / "sft" / "checkpoint"), str(small_run / "experts" / "scripted-train.jsonl")
     for args in (["--levels", "hard"], ["--limit", "0"]):
         command = ["probe", checkpoint, "--restarts", experts, *args]
-        refused = f"from eef.cli import main\nassert main({command!r}) == 2"  # a user error's exit code
-        assert not _loads_torch(refused), args
+        assert refused_before_torch(command), args
