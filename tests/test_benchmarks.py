@@ -67,6 +67,11 @@ def test_prompt_encoding_benchmark_gives_whole_tokenisations_ids():
     assert "identical ids: yes" in output and "ours/naive" in output, output
 
 
+def test_training_encoding_benchmark_gives_the_same_ids_and_labels_both_ways():
+    output = run_script("training_encoding.py", "--tasks", "40", "--repeats", "1")
+    assert "identical ids and labels: yes" in output and "ours/naive" in output, output
+
+
 @pytest.mark.slow
 def test_rollout_profile_times_every_generation_call(small_run):
     output = run_script(

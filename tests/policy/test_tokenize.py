@@ -195,3 +195,18 @@ def test_template_without_special_end_of_turn_is_refused():
     )
     with pytest.raises(UserError, match="special token"):
         encode_messages(tokenizer, CONVERSATION, max_length=4096)
+
+
+def test_a_special_token_added_after_an_encoding_is_found():
+    # The special tokens are kept per tokenizer (reading them is slow): one added later must still count.
+    tokenizer = build_tiny_tokenizer([m.content for m in CONVERSATION], vocab_size=400)
+    tokenizer.chat_template = (
+        "{% for message in messages %}{{ message['role'] + ': ' + message['content'] + '<|close|>\\n' }}{% endfor %}"
+        "{% if add_generation_prompt %}{{ 'assistant: ' }}{% endif %}"
+    )
+    with pytest.raises(UserError, match="special token"):
+        encode_messages(tokenizer, CONVERSATION, max_length=4096)
+    tokenizer.add_special_tokens({"additional_special_tokens": ["<|close|>"]})
+    encoded = encode_messages(tokenizer, CONVERSATION, max_length=4096)
+    expected = [m.content + "<|close|>" for m in CONVERSATION if m.role == "assistant" and m.loss]
+    assert trained_runs(tokenizer, encoded.labels) == expected

@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
+from weakref import WeakKeyDictionary
 
 from jinja2 import TemplateError
 from transformers import PreTrainedTokenizerBase
@@ -221,9 +222,24 @@ def _trained_span(
     return start, start + skip + position + len(token)
 
 
+# Per tokenizer, with its length when read: a token added later makes them be read again.
+_SPECIAL_TOKENS: WeakKeyDictionary[PreTrainedTokenizerBase, tuple[int, tuple[str, ...]]] = WeakKeyDictionary()
+
+
+def _special_tokens(tokenizer: PreTrainedTokenizerBase) -> tuple[str, ...]:
+    """The tokenizer's special added tokens. Kept, because reading them copies every added token out of the
+    Rust tokenizer (16 ms with the shop's 7,000 single-token terms) and encoding asks once per trained turn:
+    that was 85% of encoding an SFT training set (docs/performance.md#encoding-the-training-data)."""
+    size = len(tokenizer)
+    kept = _SPECIAL_TOKENS.get(tokenizer)
+    if kept is None or kept[0] != size:
+        specials = tuple(token.content for token in tokenizer.added_tokens_decoder.values() if token.special)
+        kept = _SPECIAL_TOKENS[tokenizer] = (size, specials)
+    return kept[1]
+
+
 def _first_special_token(tokenizer: PreTrainedTokenizerBase, text: str) -> tuple[int, str]:
-    specials = [token.content for token in tokenizer.added_tokens_decoder.values() if token.special]
-    found = [(text.find(token), -len(token), token) for token in specials if token in text]
+    found = [(text.find(token), -len(token), token) for token in _special_tokens(tokenizer) if token in text]
     if not found:
         raise UserError(
             f"the chat template of {tokenizer.name_or_path or 'this model'} does not close assistant turns with a "
