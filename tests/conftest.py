@@ -1,8 +1,10 @@
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 from tests.small_run import quiet_env, small_run_command
 
@@ -17,7 +19,14 @@ if workers := os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
 
 @pytest.fixture(scope="session")
 def small_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One finished small run, shared by the tests that read a run directory (not modified by them)."""
-    out = tmp_path_factory.mktemp("small-run") / "run"
-    subprocess.run(small_run_command(out), check=True, env=quiet_env(), capture_output=True, timeout=600)
+    """One finished small run, shared by the tests that read a run directory (not modified by them), and by the
+    workers: the first that needs it makes it (a minute of a core), the others wait for it under a file lock."""
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # the workers' base folders lie side by side in the session's
+    out = shared / "small-run" / "run"
+    with FileLock(shared / "small-run.lock"):
+        if not (out / "results.json").is_file():  # written last by a run that finished
+            shutil.rmtree(out.parent, ignore_errors=True)  # what a failed attempt left
+            subprocess.run(small_run_command(out), check=True, env=quiet_env(), capture_output=True, timeout=600)
     return out
