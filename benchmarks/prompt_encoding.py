@@ -22,11 +22,9 @@ from collections.abc import Callable
 from eef.envs.registry import get_suite
 from eef.experts.collect import collect
 from eef.experts.registry import expert_names, make_expert
-from eef.policy.models import load_policy
-from eef.policy.tiny import environment_text
 from eef.policy.tokenize import PromptEncoder, encode_prompts
 from eef.types import Message, Trajectory
-from shapes import machine, run_script
+from shapes import environment_policy, machine, run_script
 
 Turns = list[tuple[list[list[Message]], list[str]]]  # per turn: the live conversations and their keys
 
@@ -64,8 +62,7 @@ def main() -> None:
     suite = get_suite(args.env)
     expert = args.expert or expert_names(args.env)[0]
     trajectories = list(collect(suite, make_expert(args.env, expert), suite.tasks("train")[: args.episodes], seed=0))
-    texts = environment_text(suite.instruction, trajectories) if args.tokenizer == "tiny" else None
-    tokenizer = load_policy(args.tokenizer, tokenizer_texts=texts, tokenizer_terms=suite.atomic_terms()).tokenizer
+    tokenizer = environment_policy(args.tokenizer, suite, trajectories).tokenizer
     turns = turns_of(trajectories)
     prompts = sum(len(conversations) for conversations, _ in turns)
     print(

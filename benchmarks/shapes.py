@@ -12,15 +12,18 @@ with SmolLM2's tokenizer (49,152 tokens):
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from eef.allocator import keep_freed_memory
+from eef.envs.base import Suite
 from eef.errors import UserError
 from eef.policy.models import Policy, load_policy, load_tokenizer, resolve_dtype
 from eef.policy.smollm2 import smollm2_folder
+from eef.policy.tiny import environment_text
+from eef.types import Trajectory
 
 SHAPES = {
     "135m": dict(
@@ -69,6 +72,13 @@ def benchmark_policy(spec: str) -> Policy:
     if spec.startswith("shape:"):
         return shaped_policy(spec.removeprefix("shape:"), resolve_dtype("auto"))
     return load_policy(spec)
+
+
+def environment_policy(spec: str, suite: Suite, trajectories: Iterable[Trajectory]) -> Policy:
+    """``spec`` as a run loads it: ``tiny`` with a tokenizer built from the environment's text (its instruction
+    and ``trajectories``) and its single-token terms; anything else as :func:`load_policy` takes it."""
+    texts = environment_text(suite.instruction, trajectories) if spec == "tiny" else None
+    return load_policy(spec, tokenizer_texts=texts, tokenizer_terms=suite.atomic_terms())
 
 
 def batch_sizes(text: str) -> list[int]:

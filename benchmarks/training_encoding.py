@@ -24,11 +24,9 @@ from eef.envs.registry import get_suite
 from eef.experts.collect import collect
 from eef.experts.registry import expert_names, make_expert
 from eef.policy import tokenize
-from eef.policy.models import load_policy
-from eef.policy.tiny import environment_text
 from eef.policy.tokenize import Encoded, encode_messages
 from eef.types import Trajectory
-from shapes import machine, run_script
+from shapes import environment_policy, machine, run_script
 
 
 class _KeepsNothing(WeakKeyDictionary):
@@ -70,8 +68,7 @@ def main() -> None:
     expert = expert_names(args.env)[0]
     played = list(collect(suite, make_expert(args.env, expert), suite.tasks("train")[: args.tasks], seed=0))
     successes = [t for t in played if t.success]
-    texts = environment_text(suite.instruction, played) if args.tokenizer == "tiny" else None
-    tokenizer = load_policy(args.tokenizer, tokenizer_texts=texts, tokenizer_terms=suite.atomic_terms()).tokenizer
+    tokenizer = environment_policy(args.tokenizer, suite, played).tokenizer
     turns = sum(m.role == "assistant" and m.loss for t in successes for m in t.messages)
     print(
         f"{args.tokenizer} tokenizer ({len(tokenizer):,} tokens), {len(successes)} successes of the {expert} expert "

@@ -23,11 +23,10 @@ from eef.config import SFTSettings
 from eef.envs.registry import get_suite
 from eef.experts.collect import collect
 from eef.experts.registry import make_expert
-from eef.policy.models import load_policy, resolve_dtype, training_dtype
-from eef.policy.tiny import environment_text
+from eef.policy.models import resolve_dtype, training_dtype
 from eef.policy.tokenize import encode_messages
 from eef.training.sft import train_sft
-from shapes import SHAPES, machine, run_script, shaped_policy
+from shapes import SHAPES, environment_policy, machine, run_script, shaped_policy
 
 # Dense bf16 peak FLOP/s of the GPUs this project is lent (vendor datasheets, without sparsity).
 PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
@@ -66,7 +65,6 @@ def main() -> None:
     suite = get_suite(args.env)
     expert = make_expert(args.env, "scripted")
     data = [t for t in collect(suite, expert, suite.tasks("train")[: args.tasks], seed=0) if t.success]
-    texts = environment_text(suite.instruction, data) if args.model == "tiny" else None
     peak = peak_flops()
     print(
         f"SFT of {args.model} on {len(data)} expert successes, {args.epochs} epoch(s), "
@@ -77,7 +75,7 @@ def main() -> None:
         if args.model.startswith("shape:"):
             policy = shaped_policy(args.model.removeprefix("shape:"), resolve_dtype(training_dtype("auto")))
         else:
-            policy = load_policy(args.model, tokenizer_texts=texts, tokenizer_terms=suite.atomic_terms(), seed=0)
+            policy = environment_policy(args.model, suite, data)
         parameters = sum(p.numel() for p in policy.model.parameters())
         settings = SFTSettings(
             epochs=args.epochs,
