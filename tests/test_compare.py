@@ -4,17 +4,52 @@ from pathlib import Path
 import pytest
 
 from eef.compare import compare
+from eef.layout import EVALUATION_TRAJECTORIES as EPISODES
+from eef.layout import RunLayout
+from eef.storage import write_jsonl
+from eef.types import Message, Trajectory
 from tests.test_cli import assert_user_error, eef
+
+GOALS = 20  # test goals of each made-up run: one goal is 5 points
+
+
+def _episodes(path: Path, method: str, won: list[bool]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_jsonl(
+        path,
+        [
+            Trajectory(
+                id=f"policy:{method}|shop-test-{i}",
+                env="shop",
+                task_id=f"shop-test-{i}",
+                conversations=[Message(role="user", content="goal")],
+                reward=float(success),
+                success=success,
+                origin=f"policy:{method}",
+                termination="success" if success else "done",
+                num_actions=1,
+                seed=0,
+            )
+            for i, success in enumerate(won)
+        ],
+    )
 
 
 def _run(directory: Path, seed: int, eef_win: float, rft_win: float) -> Path:
+    """A finished run's results table and the test episodes behind it: RFT wins the first goals, EEF
+    the last ones, so that the two share as few wins as their rates allow."""
+    eef_reward = 0.6 + seed / 100
     table = [
-        {"method": "rft", "test_win_rate": rft_win, "test_mean_reward": 0.5},
-        {"method": "eef", "test_win_rate": eef_win, "test_mean_reward": 0.6 + seed / 100},
+        {"method": "rft", "kind": "rft", "iteration": 1, "test_win_rate": rft_win, "test_mean_reward": 0.5},
+        {"method": "eef", "kind": "eef", "iteration": 2, "test_win_rate": eef_win, "test_mean_reward": eef_reward},
     ]
     directory.mkdir()
     (directory / "config.yaml").write_text(f"seed: {seed}\n")
     (directory / "results.json").write_text(json.dumps({"name": "default", "seed": seed, "table": table}))
+    run = RunLayout(directory)
+    rft_wins, eef_wins = round(rft_win * GOALS), round(eef_win * GOALS)
+    _episodes(run.evaluation("rft/iter-1", "test") / EPISODES, "rft", [i < rft_wins for i in range(GOALS)])
+    _episodes(run.evaluation("eef/iter-2", "test") / EPISODES, "eef", [i >= GOALS - eef_wins for i in range(GOALS)])
     return directory
 
 
@@ -50,4 +85,36 @@ def test_margins_are_paired_by_run(tmp_path: Path):
     assert margin["values"] == pytest.approx([0.2, -0.05])
     assert margin["mean"] == pytest.approx(0.075)
     assert margin["wins"] == 1
+    # Two runs: mean ± t(0.975, 1 degree) s / sqrt(2), s = 0.25 / sqrt(2), t = 12.706.
+    assert margin["interval"] == pytest.approx([0.075 - 12.7062 * 0.125, 0.075 + 12.7062 * 0.125], abs=1e-4)
     assert_user_error(eef("compare", str(runs[0]), "--versus", "ghost"), "--versus ghost", "rft, eef")
+
+
+def test_each_run_pairs_the_two_methods_goal_by_goal(tmp_path: Path):
+    # Seed 0: RFT wins goals 0-1, EEF goals 14-19: 6 goals EEF's alone, 2 RFT's alone, 12 neither.
+    (margin,) = compare([_run(tmp_path / "s0", 0, 0.3, 0.1)], versus=["rft"])["margins"]
+    assert margin["interval"] is None  # one run has no spread over runs
+    (run,) = margin["per_run"]
+    assert (run["goals"], run["only_method"], run["only_versus"]) == (20, 6, 2)
+    # The per-goal differences: six +1, two -1, twelve 0: mean 0.2, sample variance (8 - 20 * 0.04) / 19.
+    half = 2.0930 * (7.2 / 19) ** 0.5 / 20**0.5  # t(0.975, 19 degrees) = 2.0930
+    assert run["interval"] == pytest.approx([0.2 - half, 0.2 + half], abs=1e-4)
+    result = eef("compare", str(tmp_path / "s0"), "--versus", "rft")
+    assert "| eef − rft | +20.0% ± 0.0% | - (one run) | +20.0% ± 28.8% | 6 : 2 | 1 of 1 |" in result.stdout
+
+
+def test_a_margin_needs_both_methods_test_episodes(tmp_path: Path):
+    run = _run(tmp_path / "s0", 0, 0.3, 0.1)
+    (RunLayout(run).evaluation("rft/iter-1", "test") / EPISODES).unlink()
+    missing = eef("compare", str(run), "--versus", "rft")
+    assert_user_error(missing, "rft's test episodes are missing", "pairs them by goal")
+    assert eef("compare", str(run)).returncode == 0  # the table alone reads results.json only
+
+
+def test_a_real_runs_margins_agree_with_its_table(small_run: Path):
+    comparison = compare([small_run], versus=["sft"])
+    assert {m["method"] for m in comparison["margins"]} == {"expert (scripted)", "eef", "eto"}
+    for margin in comparison["margins"]:
+        (run,) = margin["per_run"]
+        assert run["goals"] == 4  # the small run's test split
+        assert (run["only_method"] - run["only_versus"]) / run["goals"] == pytest.approx(margin["mean"])

@@ -1,4 +1,5 @@
-"""`eef compare RUN_DIR...`: one table over several runs (seeds, ablations), mean and spread per method."""
+"""`eef compare RUN_DIR...`: one table over several runs (seeds, ablations), mean and spread per method, and
+margins over baselines with their 95% intervals: over the runs, and within each run over its test goals."""
 
 from __future__ import annotations
 
@@ -7,8 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from eef.errors import UserError
-from eef.layout import RunLayout
-from eef.storage import read_json
+from eef.intervals import mean_interval
+from eef.layout import EVALUATION_TRAJECTORIES, RunLayout
+from eef.storage import iter_jsonl, read_json
+from eef.types import Trajectory
+
+CONFIDENCE = 0.95
 
 
 def load_run_results(directory: Path) -> dict[str, Any]:
@@ -26,6 +31,38 @@ def load_run_results(directory: Path) -> dict[str, Any]:
     return read_json(path)
 
 
+def test_outcomes(directory: Path, row: dict[str, Any]) -> dict[str, bool]:
+    """Whether each test goal was won (by task id) in the episodes behind ``row`` of a run's results table:
+    an expert's test trajectories, or the evaluation of the SFT model or of the method's reported iteration."""
+    run = RunLayout(Path(directory))
+    if row["kind"] == "expert":
+        episodes = run.expert_data(row["method"].removeprefix("expert (").removesuffix(")"), "test")
+    else:
+        key = "sft" if row["kind"] == "sft" else run.iteration_key(row["method"], row["iteration"])
+        episodes = run.evaluation(key, "test") / EVALUATION_TRAJECTORIES
+    if not episodes.is_file():
+        raise UserError(
+            f"{directory}: {row['method']}'s test episodes are missing ({episodes}); a margin pairs them by goal"
+        )
+    return {episode.task_id: episode.success for episode in iter_jsonl(episodes, Trajectory)}
+
+
+def paired_by_goal(method: dict[str, bool], versus: dict[str, bool], where: str) -> dict[str, Any]:
+    """One run's margin of ``method`` over ``versus`` on the same test goals: how many goals each won alone,
+    and the interval of the margin over the goals (of the per-goal differences +1, 0, -1), which shows how
+    much of it the draw of test goals alone could make."""
+    if method.keys() != versus.keys():
+        raise UserError(f"{where}: the two methods were tested on different goals; evaluate both on the same split")
+    differences = [float(won) - float(versus[goal]) for goal, won in method.items()]
+    interval = mean_interval(differences, CONFIDENCE)
+    return {
+        "goals": len(differences),
+        "only_method": differences.count(1.0),
+        "only_versus": differences.count(-1.0),
+        "interval": list(interval) if interval else None,
+    }
+
+
 def _spread(values: list[float]) -> dict[str, float]:
     # The sample standard deviation: runs are a sample of seeds. One run has no spread (0).
     return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}
@@ -35,14 +72,25 @@ def compare(directories: list[Path], versus: list[str] | None = None) -> dict[st
     """Per method: test win rate and mean reward over the runs, with each run's values and seed.
 
     ``versus``: baseline methods; every other method gets its win-rate margin over each, paired by
-    run (the same seed's expert data and SFT model), as mean ± spread and how many runs it wins."""
+    run (the same seed's expert data and SFT model), as mean ± spread, how many runs it wins, the 95%
+    interval of the mean over the runs (Student's t: every source of spread, from two runs on) and, per
+    run, the margin's 95% interval over that run's test goals, paired by goal (the goals' draw alone)."""
     runs = [load_run_results(d) for d in directories]
     methods: dict[str, dict[str, list[float]]] = {}
+    rows: dict[str, list[dict[str, Any]]] = {}
     for result in runs:
         for row in result["table"]:
             entry = methods.setdefault(row["method"], {"win_rate": [], "mean_reward": []})
             entry["win_rate"].append(row["test_win_rate"])
             entry["mean_reward"].append(row["test_mean_reward"])
+            rows.setdefault(row["method"], []).append(row)
+    outcomes: dict[tuple[int, str], dict[str, bool]] = {}
+
+    def outcomes_of(run: int, method: str) -> dict[str, bool]:
+        if (run, method) not in outcomes:
+            outcomes[run, method] = test_outcomes(directories[run], rows[method][run])
+        return outcomes[run, method]
+
     margins = []
     for baseline in versus or []:
         if baseline not in methods or len(methods[baseline]["win_rate"]) != len(runs):
@@ -51,8 +99,21 @@ def compare(directories: list[Path], versus: list[str] | None = None) -> dict[st
             if name == baseline or len(values["win_rate"]) != len(runs):
                 continue
             gaps = [a - b for a, b in zip(values["win_rate"], methods[baseline]["win_rate"], strict=True)]
+            interval = mean_interval(gaps, CONFIDENCE)
+            per_run = [
+                paired_by_goal(outcomes_of(i, name), outcomes_of(i, baseline), f"{directory}: {name} and {baseline}")
+                for i, directory in enumerate(directories)
+            ]
             margins.append(
-                {"method": name, "versus": baseline, **_spread(gaps), "values": gaps, "wins": sum(g > 0 for g in gaps)}
+                {
+                    "method": name,
+                    "versus": baseline,
+                    **_spread(gaps),
+                    "values": gaps,
+                    "wins": sum(g > 0 for g in gaps),
+                    "interval": list(interval) if interval else None,
+                    "per_run": per_run,
+                }
             )
     return {
         "margins": margins,
@@ -85,11 +146,28 @@ def markdown(comparison: dict[str, Any]) -> str:
             f"{reward['mean']:.3f} ± {reward['std']:.3f} | {' / '.join(f'{v:.1%}' for v in win['values'])} |"
         )
     if comparison["margins"]:
-        lines += ["", "| win-rate margin | mean ± std | per run | runs won |", "|---|---|---|---|"]
+        lines += [
+            "",
+            "| win-rate margin | mean ± std | 95% interval over the runs | per run ± 95% over its goals "
+            "| goals won by one only, per run | runs won |",
+            "|---|---|---|---|---|---|",
+        ]
         for margin in comparison["margins"]:
-            per_run = " / ".join(f"{v:+.1%}" for v in margin["values"])
+            interval = margin["interval"]
+            over_runs = f"{interval[0]:+.1%} .. {interval[1]:+.1%}" if interval else "- (one run)"
+            per_run = " / ".join(
+                f"{value:+.1%}" + (f" ± {(run['interval'][1] - run['interval'][0]) / 2:.1%}" if run["interval"] else "")
+                for value, run in zip(margin["values"], margin["per_run"], strict=True)
+            )
+            alone = " / ".join(f"{run['only_method']} : {run['only_versus']}" for run in margin["per_run"])
             lines.append(
                 f"| {margin['method']} − {margin['versus']} | {margin['mean']:+.1%} ± {margin['std']:.1%} | "
-                f"{per_run} | {margin['wins']} of {len(margin['values'])} |"
+                f"{over_runs} | {per_run} | {alone} | {margin['wins']} of {len(margin['values'])} |"
             )
+        lines += [
+            "",
+            "Over the runs: Student's t on the runs' margins (goals, training and exploration all vary). Over its "
+            "goals: the same run's test goals, paired by goal (what the draw of goals alone could make of the "
+            "margin). Goals won by one only: by the method : by the baseline.",
+        ]
     return "\n".join(lines)
