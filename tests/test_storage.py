@@ -4,7 +4,16 @@ from pathlib import Path
 import pytest
 
 from eef.errors import UserError
-from eef.storage import append_jsonl, read_jsonl, read_trajectories, whole_chunks, write_jsonl, write_trajectories
+from eef.policy.folders import atomic_directory
+from eef.storage import (
+    append_jsonl,
+    atomic_write_text,
+    read_jsonl,
+    read_trajectories,
+    whole_chunks,
+    write_jsonl,
+    write_trajectories,
+)
 from eef.types import Message, StartState, Trajectory
 
 
@@ -143,3 +152,19 @@ def test_whole_chunks_keeps_complete_chunks_and_cuts_what_a_kill_left(tmp_path: 
     assert whole_chunks(path, Trajectory, [2, 2, 1], chunk) == (records, {0, 1, 2})
     assert whole_chunks(tmp_path / "none.jsonl", Trajectory, [2], chunk) == ([], set())
     assert not (tmp_path / "none.jsonl").exists()
+
+
+def test_atomic_writes_are_as_readable_as_any_new_file_or_folder(tmp_path: Path):
+    # mkstemp and mkdtemp make private files and folders: a results table, report or checkpoint shared with a
+    # team (or served) must get the permissions open() and mkdir() give under the process's umask.
+    (tmp_path / "plain.json").write_text("{}")
+    (tmp_path / "plain").mkdir()
+    atomic_write_text(tmp_path / "results.json", "{}")
+    with atomic_directory(tmp_path / "checkpoint") as staging:
+        (staging / "config.json").write_text("{}")
+
+    def mode(name: str) -> int:
+        return (tmp_path / name).stat().st_mode & 0o777
+
+    assert mode("results.json") == mode("plain.json")
+    assert mode("checkpoint") == mode("plain")

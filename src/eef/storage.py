@@ -24,6 +24,13 @@ from eef.types import Trajectory
 Record = TypeVar("Record", bound=BaseModel)
 
 
+# The process's umask, read once here (os.umask reads it only by setting it, which would race with threads).
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+FILE_MODE = 0o666 & ~_UMASK  # what open() gives a new file
+FOLDER_MODE = 0o777 & ~_UMASK  # what mkdir() gives a new folder
+
+
 def cache_root() -> Path:
     """``$EEF_CACHE``, default ``~/.cache/eef``."""
     return Path(os.environ.get("EEF_CACHE") or Path.home() / ".cache" / "eef").expanduser()
@@ -39,6 +46,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except OSError as err:
         raise WriteError.of(err, path) from err
     try:
+        os.fchmod(fd, FILE_MODE)  # mkstemp makes it private; results and reports are as readable as any file
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()

@@ -13,6 +13,7 @@ from pathlib import Path
 from safetensors import SafetensorError
 
 from eef.errors import WRITE_FAILURES, WriteError
+from eef.storage import FOLDER_MODE
 
 
 @contextmanager
@@ -30,7 +31,7 @@ def atomic_directory(path: Path, *, keep_existing: bool = False) -> Iterator[Pat
         staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
     except OSError as err:
         raise WriteError.of(err, path) from err
-    staging.chmod(0o755)  # mkdtemp makes it private; a checkpoint or cache is as readable as any folder
+    staging.chmod(FOLDER_MODE)  # mkdtemp makes it private; a checkpoint or cache is as readable as any folder
     try:
         yield staging
         if path.exists() and keep_existing:
