@@ -2,6 +2,7 @@ import json
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from eef.compare import compare
 from eef.layout import EVALUATION_TRAJECTORIES as EPISODES
@@ -118,3 +119,16 @@ def test_a_real_runs_margins_agree_with_its_table(small_run: Path):
         (run,) = margin["per_run"]
         assert run["goals"] == 4  # the small run's test split
         assert (run["only_method"] - run["only_versus"]) / run["goals"] == pytest.approx(margin["mean"])
+
+
+def test_plot_draws_win_rates_and_margins_and_refuses_a_folder(tmp_path: Path):
+    runs = [str(_run(tmp_path / f"s{seed}", seed, eef, 0.1)) for seed, eef in enumerate([0.3, 0.2])]
+    plot = tmp_path / "plots" / "compare.png"
+    assert eef("compare", *runs, "--versus", "rft", "--plot", str(plot)).returncode == 0
+    with Image.open(plot) as image:
+        assert image.size == (1080, 378)  # two panels of 12 x 4.2 inches at 90 dpi: win rates and margins
+    alone = tmp_path / "alone.png"
+    assert eef("compare", *runs, "--plot", str(alone)).returncode == 0
+    with Image.open(alone) as image:
+        assert image.size == (585, 378)  # no margin asked: one panel
+    assert_user_error(eef("compare", *runs, "--plot", str(tmp_path)), "--plot", "that is a folder")

@@ -12,7 +12,7 @@ from typing import NoReturn
 from eef import console
 from eef.allocator import keep_freed_memory
 from eef.errors import WRITE_FAILURES, IncompleteError, UserError, WriteError
-from eef.storage import remove_empty_made_folders
+from eef.storage import prepare_output, remove_empty_made_folders
 
 
 def _cmd_envs(args: argparse.Namespace) -> None:
@@ -270,7 +270,12 @@ def _print_checks(outcome: dict) -> None:
 def _cmd_compare(args: argparse.Namespace) -> None:
     from eef.compare import compare, markdown
 
+    plot = prepare_output(Path(args.plot), "--plot") if args.plot else None
     comparison = compare([Path(d) for d in args.runs], versus=args.versus)
+    if plot:
+        from eef.report import write_comparison_plot
+
+        write_comparison_plot(comparison, plot)
     if args.json:
         console.print_json(comparison)
     else:
@@ -511,6 +516,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="also print every method's win-rate margin over METHOD, paired by run (repeatable)",
     )
     compare.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    compare.add_argument(
+        "--plot", metavar="FILE.png", help="also draw the win rates and margins, with their 95%% intervals, as a PNG"
+    )
     compare.set_defaults(handler=_cmd_compare)
 
     import_ = commands.add_parser("import", help="ETO's or AgentGym's trajectory JSON -> our trajectories (JSONL)")

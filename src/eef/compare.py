@@ -54,13 +54,17 @@ def paired_by_goal(method: dict[str, bool], versus: dict[str, bool], where: str)
     if method.keys() != versus.keys():
         raise UserError(f"{where}: the two methods were tested on different goals; evaluate both on the same split")
     differences = [float(won) - float(versus[goal]) for goal, won in method.items()]
-    interval = mean_interval(differences, CONFIDENCE)
     return {
         "goals": len(differences),
         "only_method": differences.count(1.0),
         "only_versus": differences.count(-1.0),
-        "interval": list(interval) if interval else None,
+        "interval": _interval(differences),
     }
+
+
+def _interval(values: list[float]) -> list[float] | None:
+    interval = mean_interval(values, CONFIDENCE)
+    return list(interval) if interval else None
 
 
 def _spread(values: list[float]) -> dict[str, float]:
@@ -99,7 +103,6 @@ def compare(directories: list[Path], versus: list[str] | None = None) -> dict[st
             if name == baseline or len(values["win_rate"]) != len(runs):
                 continue
             gaps = [a - b for a, b in zip(values["win_rate"], methods[baseline]["win_rate"], strict=True)]
-            interval = mean_interval(gaps, CONFIDENCE)
             per_run = [
                 paired_by_goal(outcomes_of(i, name), outcomes_of(i, baseline), f"{directory}: {name} and {baseline}")
                 for i, directory in enumerate(directories)
@@ -111,7 +114,7 @@ def compare(directories: list[Path], versus: list[str] | None = None) -> dict[st
                     **_spread(gaps),
                     "values": gaps,
                     "wins": sum(g > 0 for g in gaps),
-                    "interval": list(interval) if interval else None,
+                    "interval": _interval(gaps),
                     "per_run": per_run,
                 }
             )
@@ -122,8 +125,13 @@ def compare(directories: list[Path], versus: list[str] | None = None) -> dict[st
         ],
         "methods": {
             name: {
+                "kind": rows[name][0].get("kind", ""),
                 "runs": len(values["win_rate"]),
-                "test_win_rate": {**_spread(values["win_rate"]), "values": values["win_rate"]},
+                "test_win_rate": {
+                    **_spread(values["win_rate"]),
+                    "values": values["win_rate"],
+                    "interval": _interval(values["win_rate"]),
+                },
                 "test_mean_reward": {**_spread(values["mean_reward"]), "values": values["mean_reward"]},
             }
             for name, values in methods.items()

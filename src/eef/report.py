@@ -44,6 +44,44 @@ def plot_test_results(results: dict[str, Any]) -> Figure:
     return figure
 
 
+def plot_comparison(comparison: dict[str, Any]) -> Figure:
+    """`eef compare --plot`: each method's test win rate over the runs and, where the comparison has margins,
+    the learned methods' margins. Bar: the mean; dots: the runs; red: the 95% interval of the mean over the
+    runs; grey, beside each run's margin: its 95% interval over that run's test goals."""
+    methods = comparison["methods"]
+    margins = [m for m in comparison["margins"] if methods[m["method"]]["kind"] != "expert"]
+    figure, axes = plt.subplots(1, 2 if margins else 1, figsize=(12 if margins else 6.5, 4.2), squeeze=False)
+    panels = [(axes[0][0], "test win rate (%)", [(name, m["test_win_rate"]) for name, m in methods.items()])]
+    if margins:
+        named = [(f"{margin['method']} − {margin['versus']}", margin) for margin in margins]
+        panels.append((axes[0][1], "win-rate margin (points)", named))
+    for axis, label, bars in panels:
+        axis.bar(range(len(bars)), [100 * stats["mean"] for _, stats in bars], color="tab:blue", alpha=0.5)
+        for position, (_, stats) in enumerate(bars):
+            runs = len(stats["values"])
+            offsets = [0.3 * (i - (runs - 1) / 2) / max(runs - 1, 1) for i in range(runs)]
+            for i, (offset, value) in enumerate(zip(offsets, stats["values"], strict=True)):
+                goals = stats.get("per_run", [{}] * runs)[i].get("interval")
+                if goals:
+                    axis.plot([position + offset] * 2, [100 * bound for bound in goals], color="grey", lw=1)
+                axis.plot(position + offset, 100 * value, "o", color="black", ms=3)
+            if stats["interval"]:
+                axis.plot([position] * 2, [100 * bound for bound in stats["interval"]], color="tab:red", lw=2.5)
+        axis.set_xticks(range(len(bars)), [name for name, _ in bars], rotation=30, ha="right")
+        axis.set_ylabel(label)
+        axis.axhline(0, color="grey", lw=0.8)
+    runs = len(comparison["runs"])
+    figure.suptitle(
+        f"{runs} run{'s' * (runs > 1)}: mean (bar), each run (dot), 95% interval of the mean over the runs (red), "
+        "of a run's margin over its goals (grey)"
+    )
+    return figure
+
+
+def write_comparison_plot(comparison: dict[str, Any], path: Path) -> None:
+    atomic_write_bytes(path, _png(plot_comparison(comparison)))
+
+
 def plot_win_rate_per_iteration(results: dict[str, Any], sft_dev_win_rate: float | None) -> Figure:
     """Iteration 0 is the SFT model every method starts from."""
     sft = next(row for row in results["table"] if row["method"] == "sft")
