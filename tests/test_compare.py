@@ -108,7 +108,7 @@ def test_a_margin_needs_both_methods_test_episodes(tmp_path: Path):
     run = _run(tmp_path / "s0", 0, 0.3, 0.1)
     (RunLayout(run).evaluation("rft/iter-1", "test") / EPISODES).unlink()
     missing = eef("compare", str(run), "--versus", "rft")
-    assert_user_error(missing, "rft's test episodes are missing", "pairs them by goal")
+    assert_user_error(missing, "rft's test episodes are missing", "pairs the methods' test episodes by goal")
     assert eef("compare", str(run)).returncode == 0  # the table alone reads results.json only
 
 

@@ -1,3 +1,5 @@
+import json
+
 from eef.metrics import MetricsLog
 from eef.results import _costs, _per_iteration_tables
 
@@ -57,3 +59,21 @@ def test_a_run_from_before_newly_solved_tasks_were_counted_shows_a_dash():
     del iteration["newly_solved_by_difficulty"]
     text = "\n".join(_per_iteration_tables({"rft": [iteration]}))
     assert "| rft | 1 | 25.0% | 20.0% | 5 (easy 2, options 3) | - | E+ 10 (100%), s0 0 (0%), " in text
+
+
+def test_each_row_has_its_win_rate_where_the_main_expert_failed(small_run):
+    def won(path) -> dict[str, bool]:
+        return {record["task_id"]: record["success"] for record in map(json.loads, path.read_text().splitlines())}
+
+    results = json.loads((small_run / "results.json").read_text())
+    expert = won(small_run / "experts" / "scripted-test.jsonl")
+    failed = [goal for goal, success in expert.items() if not success]
+    assert results["main_expert"] == "scripted" and results["expert_failed_test_goals"] == len(failed) > 0
+    main, *others = results["table"]
+    assert main["test_win_rate_expert_failed"] is None  # the main expert failed all of them, by definition
+    for row in others:
+        folder = "sft" if row["method"] == "sft" else f"{row['method']}/iter-{row['iteration']}"
+        episodes = won(small_run / folder / "eval-test" / "trajectories.jsonl")
+        assert row["test_win_rate_expert_failed"] == sum(episodes[goal] for goal in failed) / len(failed)
+    table = (small_run / "results.md").read_text()
+    assert f"test win rate where scripted failed ({len(failed)} goals)" in table

@@ -9,9 +9,9 @@ from typing import Any
 
 from eef.errors import UserError
 from eef.intervals import mean_interval
-from eef.layout import EVALUATION_TRAJECTORIES, RunLayout
-from eef.storage import iter_jsonl, read_json
-from eef.types import Trajectory
+from eef.layout import RunLayout
+from eef.results import test_outcomes
+from eef.storage import read_json
 
 CONFIDENCE = 0.95
 
@@ -29,22 +29,6 @@ def load_run_results(directory: Path) -> dict[str, Any]:
             f"{directory}: no results.json, not a finished run: finish it with `eef run --resume {directory}`"
         )
     return read_json(path)
-
-
-def test_outcomes(directory: Path, row: dict[str, Any]) -> dict[str, bool]:
-    """Whether each test goal was won (by task id) in the episodes behind ``row`` of a run's results table:
-    an expert's test trajectories, or the evaluation of the SFT model or of the method's reported iteration."""
-    run = RunLayout(Path(directory))
-    if row["kind"] == "expert":
-        episodes = run.expert_data(row["method"].removeprefix("expert (").removesuffix(")"), "test")
-    else:
-        key = "sft" if row["kind"] == "sft" else run.iteration_key(row["method"], row["iteration"])
-        episodes = run.evaluation(key, "test") / EVALUATION_TRAJECTORIES
-    if not episodes.is_file():
-        raise UserError(
-            f"{directory}: {row['method']}'s test episodes are missing ({episodes}); a margin pairs them by goal"
-        )
-    return {episode.task_id: episode.success for episode in iter_jsonl(episodes, Trajectory)}
 
 
 def paired_by_goal(method: dict[str, bool], versus: dict[str, bool], where: str) -> dict[str, Any]:
@@ -80,19 +64,23 @@ def compare(directories: list[Path], versus: list[str] | None = None) -> dict[st
     interval of the mean over the runs (Student's t: every source of spread, from two runs on) and, per
     run, the margin's 95% interval over that run's test goals, paired by goal (the goals' draw alone)."""
     runs = [load_run_results(d) for d in directories]
-    methods: dict[str, dict[str, list[float]]] = {}
+    methods: dict[str, dict[str, list[Any]]] = {}
     rows: dict[str, list[dict[str, Any]]] = {}
     for result in runs:
         for row in result["table"]:
-            entry = methods.setdefault(row["method"], {"win_rate": [], "mean_reward": []})
+            entry = methods.setdefault(row["method"], {"win_rate": [], "mean_reward": [], "expert_failed": []})
             entry["win_rate"].append(row["test_win_rate"])
             entry["mean_reward"].append(row["test_mean_reward"])
+            entry["expert_failed"].append(row.get("test_win_rate_expert_failed"))  # None: the main expert, older runs
             rows.setdefault(row["method"], []).append(row)
     outcomes: dict[tuple[int, str], dict[str, bool]] = {}
 
     def outcomes_of(run: int, method: str) -> dict[str, bool]:
         if (run, method) not in outcomes:
-            outcomes[run, method] = test_outcomes(directories[run], rows[method][run])
+            try:
+                outcomes[run, method] = test_outcomes(directories[run], rows[method][run])
+            except UserError as err:
+                raise UserError(f"{err}; a margin pairs the methods' test episodes by goal") from None
         return outcomes[run, method]
 
     margins = []
@@ -133,6 +121,12 @@ def compare(directories: list[Path], versus: list[str] | None = None) -> dict[st
                     "interval": _interval(values["win_rate"]),
                 },
                 "test_mean_reward": {**_spread(values["mean_reward"]), "values": values["mean_reward"]},
+                # On the test goals each run's main expert failed, where every run has it.
+                "test_win_rate_expert_failed": (
+                    None
+                    if None in values["expert_failed"]
+                    else {**_spread(values["expert_failed"]), "values": values["expert_failed"]}
+                ),
             }
             for name, values in methods.items()
         },
@@ -144,13 +138,14 @@ def markdown(comparison: dict[str, Any]) -> str:
     lines = [
         f"Test split, {len(comparison['runs'])} runs (seeds {seeds}); mean ± sample standard deviation",
         "",
-        "| method | runs | win rate | mean reward | win rate per run |",
-        "|---|---|---|---|---|",
+        "| method | runs | win rate | win rate where the main expert failed | mean reward | win rate per run |",
+        "|---|---|---|---|---|---|",
     ]
     for name, stats in comparison["methods"].items():
-        win, reward = stats["test_win_rate"], stats["test_mean_reward"]
+        win, reward, failed = stats["test_win_rate"], stats["test_mean_reward"], stats["test_win_rate_expert_failed"]
+        where_failed = f"{failed['mean']:.1%} ± {failed['std']:.1%}" if failed else "-"
         lines.append(
-            f"| {name} | {stats['runs']} | {win['mean']:.1%} ± {win['std']:.1%} | "
+            f"| {name} | {stats['runs']} | {win['mean']:.1%} ± {win['std']:.1%} | {where_failed} | "
             f"{reward['mean']:.3f} ± {reward['std']:.3f} | {' / '.join(f'{v:.1%}' for v in win['values'])} |"
         )
     if comparison["margins"]:

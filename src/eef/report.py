@@ -225,13 +225,16 @@ def _png(figure: Figure) -> bytes:
 
 
 def _table(results: dict[str, Any]) -> str:
-    head = "<tr><th>method</th><th>iteration</th><th>test win rate</th><th>test mean reward</th>"
+    failed = f"test win rate where {results['main_expert']} failed ({results['expert_failed_test_goals']} goals)"
+    head = f"<tr><th>method</th><th>iteration</th><th>test win rate</th><th>{html.escape(failed)}</th>"
+    head += "<th>test mean reward</th>"
     head += "<th>rollouts</th><th>generated tokens</th><th>env steps</th><th>time (s)</th></tr>"
     body = []
     for row in results["table"]:
         cost = row.get("cost")
+        where_failed = row["test_win_rate_expert_failed"]
         cells = [row["method"], str(row.get("iteration", "-")), f"{row['test_win_rate']:.1%}",
-                 f"{row['test_mean_reward']:.3f}"]  # fmt: skip
+                 "-" if where_failed is None else f"{where_failed:.1%}", f"{row['test_mean_reward']:.3f}"]  # fmt: skip
         if cost is None:
             cells += ["-"] * 4
         else:

@@ -10,10 +10,12 @@ from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from eef.layout import RunLayout
+from eef.errors import UserError
+from eef.layout import EVALUATION_TRAJECTORIES, RunLayout
 from eef.methods.exploration import levels_in_order, start_order
 from eef.metrics import MetricsLog
-from eef.storage import atomic_write_text, read_json, write_json
+from eef.storage import atomic_write_text, iter_jsonl, read_json, write_json
+from eef.types import Trajectory
 
 if TYPE_CHECKING:
     from eef.config import RunConfig
@@ -32,6 +34,32 @@ def _row(name: str, test: dict[str, Any], **extra: Any) -> dict[str, Any]:
         "test_by_difficulty": {level: stats["win_rate"] for level, stats in test["by_difficulty"].items()},
         **extra,
     }
+
+
+def test_outcomes(directory: Path, row: dict[str, Any]) -> dict[str, bool]:
+    """Whether each test goal was won (by task id) in the episodes behind ``row`` of a run's results table:
+    an expert's test trajectories, or the evaluation of the SFT model or of the method's reported iteration."""
+    run = RunLayout(Path(directory))
+    if row["kind"] == "expert":
+        episodes = run.expert_data(row["method"].removeprefix("expert (").removesuffix(")"), "test")
+    else:
+        key = "sft" if row["kind"] == "sft" else run.iteration_key(row["method"], row["iteration"])
+        episodes = run.evaluation(key, "test") / EVALUATION_TRAJECTORIES
+    if not episodes.is_file():
+        raise UserError(f"{directory}: {row['method']}'s test episodes are missing ({episodes})")
+    return {episode.task_id: episode.success for episode in iter_jsonl(episodes, Trajectory)}
+
+
+def _where_the_expert_failed(directory: Path, rows: list[dict[str, Any]]) -> int:
+    """Add to each row but the main expert's (the first) its win rate on the test goals the main expert
+    failed: what the expert's successes never showed, where EEF is meant to gain. Returns their number."""
+    main, *others = rows
+    failed = [goal for goal, won in test_outcomes(directory, main).items() if not won]
+    main["test_win_rate_expert_failed"] = None
+    for row in others:
+        won = test_outcomes(directory, row)
+        row["test_win_rate_expert_failed"] = sum(won[goal] for goal in failed) / len(failed) if failed else None
+    return len(failed)
 
 
 def collect_results(directory: Path, config: RunConfig) -> dict[str, Any]:
@@ -69,11 +97,14 @@ def collect_results(directory: Path, config: RunConfig) -> dict[str, Any]:
             best = max(per_iteration, key=lambda it: (it["dev_win_rate"], it["dev_mean_reward"], -it["iteration"]))
             test = _eval(run, run.iteration_key(method.name, best["iteration"]), "test")
             rows.append(_row(method.name, test, kind=method.kind, iteration=best["iteration"], cost=costs[method.name]))
+    expert_failed_goals = _where_the_expert_failed(directory, rows)
     return {
         "name": config.name,
         "seed": config.seed,
         "env": config.env.name,
         "model": config.model.name,
+        "main_expert": config.experts[0],
+        "expert_failed_test_goals": expert_failed_goals,
         "table": rows,
         "iterations": iterations,
         "costs": costs,
@@ -95,11 +126,13 @@ def _costs(records: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
 
 
 def markdown(results: dict[str, Any]) -> str:
+    failed = f"where {results['main_expert']} failed ({results['expert_failed_test_goals']} goals)"
     lines = [
         f"# {results['name']}: {results['env']}, model {results['model']}, seed {results['seed']}",
         "",
-        "| method | iteration | test win rate | test mean reward | rollouts | generated tokens | env steps | time s |",
-        "|---|---|---|---|---|---|---|---|",
+        f"| method | iteration | test win rate | test win rate {failed} | test mean reward | rollouts "
+        "| generated tokens | env steps | time s |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in results["table"]:
         if "cost" in row:
@@ -110,9 +143,10 @@ def markdown(results: dict[str, Any]) -> str:
             )
         else:
             costs = "- | - | - | -"  # the expert's data is given, not produced by a method
+        where_failed = row["test_win_rate_expert_failed"]
         lines.append(
             f"| {row['method']} | {row.get('iteration', '-')} | {row['test_win_rate']:.1%} | "
-            f"{row['test_mean_reward']:.3f} | {costs} |"
+            f"{'-' if where_failed is None else f'{where_failed:.1%}'} | {row['test_mean_reward']:.3f} | {costs} |"
         )
     levels = sorted({level for row in results["table"] for level in row["test_by_difficulty"]})
     lines += [
