@@ -40,13 +40,26 @@ def _run(directory: Path, seed: int, eef_win: float, rft_win: float) -> Path:
     """A finished run's results table and the test episodes behind it: RFT wins the first goals, EEF
     the last ones, so that the two share as few wins as their rates allow."""
     eef_reward = 0.6 + seed / 100
+    levels = {"test_by_difficulty": {"easy": 0.5, "hard": 0.1 * seed}}
     table = [
-        {"method": "rft", "kind": "rft", "iteration": 1, "test_win_rate": rft_win, "test_mean_reward": 0.5},
-        {"method": "eef", "kind": "eef", "iteration": 2, "test_win_rate": eef_win, "test_mean_reward": eef_reward},
+        {"method": "rft", "kind": "rft", "iteration": 1, "test_win_rate": rft_win, "test_mean_reward": 0.5, **levels},
+        {
+            "method": "eef",
+            "kind": "eef",
+            "iteration": 2,
+            "test_win_rate": eef_win,
+            "test_mean_reward": eef_reward,
+            "test_by_difficulty": {"easy": 0.5},
+            "cost": {"rollouts": 100 + seed},
+        },
     ]
+    # EEF's second iteration (the one its row reports) solved 3 + seed hard tasks the expert had failed.
+    found = [{"newly_solved_by_difficulty": {"easy": 9}}, {"newly_solved_by_difficulty": {"hard": 3 + seed}}]
+    iterations = {"eef": found}
     directory.mkdir()
     (directory / "config.yaml").write_text(f"seed: {seed}\n")
-    (directory / "results.json").write_text(json.dumps({"name": "default", "seed": seed, "table": table}))
+    results = {"name": "default", "seed": seed, "table": table, "iterations": iterations}
+    (directory / "results.json").write_text(json.dumps(results))
     run = RunLayout(directory)
     rft_wins, eef_wins = round(rft_win * GOALS), round(eef_win * GOALS)
     _episodes(run.evaluation("rft/iter-1", "test") / EPISODES, "rft", [i < rft_wins for i in range(GOALS)])
@@ -64,6 +77,18 @@ def test_mean_and_sample_spread_per_method(tmp_path: Path):
     assert eef["values"] == [0.2, 0.3, 0.4]
     assert result["methods"]["rft"]["test_win_rate"]["std"] == 0.0
     assert result["methods"]["eef"]["test_mean_reward"]["mean"] == pytest.approx(0.61)
+
+
+def test_levels_and_what_each_method_harvested_are_averaged_over_the_runs(tmp_path: Path):
+    runs = [_run(tmp_path / f"s{seed}", seed, 0.2, 0.1) for seed in (0, 1)]
+    methods = compare(runs)["methods"]
+    assert methods["rft"]["test_by_difficulty"] == pytest.approx({"easy": 0.5, "hard": 0.05})
+    assert methods["eef"]["test_by_difficulty"] == {"easy": 0.5}
+    assert methods["rft"]["harvest"] is None  # its runs hold no iteration record
+    assert methods["eef"]["harvest"] == pytest.approx({"rollouts": 100.5, "expert_failed_solved": 3.5, "hard": 3.5})
+    table = eef("compare", *map(str, runs)).stdout
+    assert "| rft | 50.0% | 5.0% |" in table and "| eef | 50.0% | 0.0% |" in table  # a level it lacks: 0
+    assert "| eef | 100 | 3.5 | 0.0 | 3.5 |" in table
 
 
 def test_cli_prints_the_table_and_rejects_an_unfinished_run(tmp_path: Path):

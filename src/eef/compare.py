@@ -46,6 +46,22 @@ def paired_by_goal(method: dict[str, bool], versus: dict[str, bool], where: str)
     }
 
 
+def _harvest(result: dict[str, Any], row: dict[str, Any]) -> dict[str, float] | None:
+    """What the iteration a run reports of a method explored and found: its rollouts, and the training
+    tasks the main expert failed that it solved, by difficulty level (None where it found no training set)."""
+    iterations = result.get("iterations", {}).get(row["method"])
+    if not iterations or "newly_solved_by_difficulty" not in iterations[row["iteration"] - 1]:
+        return None
+    found = iterations[row["iteration"] - 1]["newly_solved_by_difficulty"]
+    return {"rollouts": row["cost"]["rollouts"], "expert_failed_solved": sum(found.values()), **found}
+
+
+def _mean_by_key(per_run: list[dict[str, float]]) -> dict[str, float]:
+    """The mean of each key over the runs, a key a run lacks counting 0 there (a level none of its tasks had)."""
+    keys = list(dict.fromkeys(key for values in per_run for key in values))
+    return {key: statistics.fmean(values.get(key, 0.0) for values in per_run) for key in keys}
+
+
 def _interval(values: list[float]) -> list[float] | None:
     interval = mean_interval(values, CONFIDENCE)
     return list(interval) if interval else None
@@ -68,10 +84,13 @@ def compare(directories: list[Path], versus: list[str] | None = None) -> dict[st
     rows: dict[str, list[dict[str, Any]]] = {}
     for result in runs:
         for row in result["table"]:
-            entry = methods.setdefault(row["method"], {"win_rate": [], "mean_reward": [], "expert_failed": []})
+            entry = methods.setdefault(
+                row["method"], {"win_rate": [], "mean_reward": [], "expert_failed": [], "harvest": []}
+            )
             entry["win_rate"].append(row["test_win_rate"])
             entry["mean_reward"].append(row["test_mean_reward"])
             entry["expert_failed"].append(row.get("test_win_rate_expert_failed"))  # None: the main expert, older runs
+            entry["harvest"].append(_harvest(result, row))
             rows.setdefault(row["method"], []).append(row)
     outcomes: dict[tuple[int, str], dict[str, bool]] = {}
 
@@ -127,6 +146,9 @@ def compare(directories: list[Path], versus: list[str] | None = None) -> dict[st
                     if None in values["expert_failed"]
                     else {**_spread(values["expert_failed"]), "values": values["expert_failed"]}
                 ),
+                "test_by_difficulty": _mean_by_key([row["test_by_difficulty"] for row in rows[name]]),
+                # Of its reported iteration in each run, where every run explored (RFT, EEF; not ETO, SFT, experts).
+                "harvest": None if None in values["harvest"] else _mean_by_key(values["harvest"]),
             }
             for name, values in methods.items()
         },
@@ -148,6 +170,26 @@ def markdown(comparison: dict[str, Any]) -> str:
             f"| {name} | {stats['runs']} | {win['mean']:.1%} ± {win['std']:.1%} | {where_failed} | "
             f"{reward['mean']:.3f} ± {reward['std']:.3f} | {' / '.join(f'{v:.1%}' for v in win['values'])} |"
         )
+    methods = comparison["methods"]
+    levels = sorted({level for stats in methods.values() for level in stats["test_by_difficulty"]})
+    lines += ["", "Test win rate by difficulty (mean over the runs):", "", f"| method | {' | '.join(levels)} |"]
+    lines.append("|---|" + "---|" * len(levels))
+    for name, stats in methods.items():
+        rates = " | ".join(f"{stats['test_by_difficulty'].get(level, 0.0):.1%}" for level in levels)
+        lines.append(f"| {name} | {rates} |")
+    harvested = {name: stats["harvest"] for name, stats in methods.items() if stats["harvest"]}
+    if harvested:
+        lines += [
+            "",
+            "Training tasks the main expert failed that each method solved, in the iteration it reports "
+            "(mean over the runs):",
+            "",
+            f"| method | rollouts | solved | {' | '.join(levels)} |",
+            "|---|---|---|" + "---|" * len(levels),
+        ]
+        for name, found in harvested.items():
+            per_level = " | ".join(f"{found.get(level, 0.0):.1f}" for level in levels)
+            lines.append(f"| {name} | {found['rollouts']:.0f} | {found['expert_failed_solved']:.1f} | {per_level} |")
     if comparison["margins"]:
         lines += [
             "",
