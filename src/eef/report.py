@@ -238,7 +238,7 @@ def _table(results: dict[str, Any]) -> str:
         if cost is None:
             cells += ["-"] * 4
         else:
-            cells += [f"{int(cost.get(k, 0))}" for k in ("rollouts", "generated_tokens", "env_steps", "wall_time_s")]
+            cells += [f"{cost.get(k, 0):.0f}" for k in ("rollouts", "generated_tokens", "env_steps", "wall_time_s")]
         body.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
     return f"<table>{head}{''.join(body)}</table>"
 
