@@ -12,7 +12,7 @@ from typing import NoReturn
 from eef import console
 from eef.allocator import keep_freed_memory
 from eef.errors import WRITE_FAILURES, IncompleteError, UserError, WriteError
-from eef.storage import prepare_output, remove_empty_made_folders
+from eef.storage import remove_empty_made_folders
 
 
 def _cmd_envs(args: argparse.Namespace) -> None:
@@ -268,14 +268,12 @@ def _print_checks(outcome: dict) -> None:
 
 
 def _cmd_compare(args: argparse.Namespace) -> None:
-    from eef.compare import compare, markdown
+    from eef.commands import compare_runs
+    from eef.compare import markdown
 
-    plot = prepare_output(Path(args.plot), "--plot") if args.plot else None
-    comparison = compare([Path(d) for d in args.runs], versus=args.versus)
-    if plot:
-        from eef.report import write_comparison_plot
-
-        write_comparison_plot(comparison, plot)
+    comparison = compare_runs(
+        directories=[Path(d) for d in args.runs], versus=args.versus, plot=Path(args.plot) if args.plot else None
+    )
     if args.json:
         console.print_json(comparison)
     else:

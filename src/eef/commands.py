@@ -399,6 +399,21 @@ def report(directory: Path) -> Path:
         return write_report(directory)
 
 
+def compare_runs(*, directories: list[Path], versus: list[str], plot: Path | None) -> dict[str, Any]:
+    """The table over the finished runs in ``directories`` (:func:`eef.compare.compare`), its margins over each
+    method of ``versus``; with ``plot``, also drawn there as a PNG."""
+    from eef.compare import compare
+
+    if plot is not None:
+        prepare_output(plot, "--plot")  # before reading the runs
+    comparison = compare(directories, versus=versus)
+    if plot is not None:
+        from eef.report import write_comparison_plot
+
+        write_comparison_plot(comparison, plot)
+    return comparison
+
+
 def verify(directory: Path) -> dict[str, Any]:
     """The invariants of the run directory ``directory`` (finished or not), each with the files it looked at
     and the problems it found; ``ok`` when every one holds."""
