@@ -59,14 +59,15 @@ def plot_comparison(comparison: dict[str, Any]) -> Figure:
         axis.bar(range(len(bars)), [100 * stats["mean"] for _, stats in bars], color="tab:blue", alpha=0.5)
         for position, (_, stats) in enumerate(bars):
             runs = len(stats["values"])
-            offsets = [0.3 * (i - (runs - 1) / 2) / max(runs - 1, 1) for i in range(runs)]
+            # The runs side by side on the bar's right, the interval over them at its left, so none hides another.
+            offsets = [-0.05 + 0.3 * i / max(runs - 1, 1) for i in range(runs)]
             for i, (offset, value) in enumerate(zip(offsets, stats["values"], strict=True)):
                 goals = stats.get("per_run", [{}] * runs)[i].get("interval")
                 if goals:
                     axis.plot([position + offset] * 2, [100 * bound for bound in goals], color="grey", lw=1)
                 axis.plot(position + offset, 100 * value, "o", color="black", ms=3)
             if stats["interval"]:
-                axis.plot([position] * 2, [100 * bound for bound in stats["interval"]], color="tab:red", lw=2.5)
+                axis.plot([position - 0.25] * 2, [100 * bound for bound in stats["interval"]], color="tab:red", lw=2.5)
         axis.set_xticks(range(len(bars)), [name for name, _ in bars], rotation=30, ha="right")
         axis.set_ylabel(label)
         axis.axhline(0, color="grey", lw=0.8)
